@@ -1,0 +1,36 @@
+"""hdetach-np: a NumPy LSTM with hand-derived BPTT, the exact cell-path / h-path split of its
+gradient, and h-detach (Arpit, Kanuparthi et al., ICLR 2019).
+
+    import hdetach_np as hd
+    params = hd.init_lstm(D, H, rng)
+    hs, cache = hd.lstm_forward(params, x)            # x (T, N, D) -> hs (T, N, H)
+    grads = hd.lstm_backward(dhs, cache, h_scale=hd.sample_h_detach_mask(T, 0.25, rng))
+"""
+
+from . import gradcheck
+from .linear import LinearCache, LinearGrads, LinearParams, init_linear, linear_backward, linear_forward
+from .losses import mse_loss, softmax_cross_entropy
+from .lstm import (
+    GATES,
+    LSTMCache,
+    LSTMGrads,
+    LSTMParams,
+    StepCache,
+    StepGrads,
+    gate_slices,
+    init_lstm,
+    lstm_backward,
+    lstm_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+)
+from .masks import sample_h_detach_mask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GATES", "LSTMCache", "LSTMGrads", "LSTMParams", "StepCache", "StepGrads", "LinearCache",
+    "LinearGrads", "LinearParams", "gate_slices", "gradcheck", "init_linear", "init_lstm",
+    "linear_backward", "linear_forward", "lstm_backward", "lstm_forward", "lstm_step_backward",
+    "lstm_step_forward", "mse_loss", "sample_h_detach_mask", "softmax_cross_entropy",
+]

@@ -1,0 +1,392 @@
+"""The LSTM of the original h-detach code, with a hand-derived backward pass (BPTT).
+
+Shapes use one alphabet: N batch, T time, D input, H hidden.
+Gate order is i, f, o, g, as in the original code (NOT torch.nn.LSTM's i, f, g, o):
+
+    a_t = x_t Wx + h_{t-1} Wh + b                    (N, 4H)  pre-activations
+    i_t = sigmoid(a_t[:, 0:H])                       input gate
+    f_t = sigmoid(a_t[:, H:2H])                      forget gate
+    o_t = sigmoid(a_t[:, 2H:3H])                     output gate
+    g_t = tanh(a_t[:, 3H:4H])                        candidate cell
+    c_t = f_t * c_{t-1} + i_t * g_t                  cell state
+    h_t = o_t * tanh(c_t)                            hidden state
+
+Edge scales. The backward pass takes two optional factors per step:
+- `h_scale[t]` multiplies the gradient along the edge h_{t-1} -> a_t (into the gates of step t).
+  0 is h-detach (h_{t-1} is replaced by a stop-gradient copy before step t), 1 keeps the edge, and
+  a value lambda in between weights every backward path by lambda per h-edge it uses. The loss at
+  step t-1 still reaches h_{t-1}, and Wh still gets its gradient at step t, whatever h_scale[t] is.
+- `c_scale[t]` does the same for the cell edge c_{t-1} -> c_t (the paper's c-detach ablation).
+Both accept shape (T,) (one factor per step, shared by the batch, as in the original code),
+(T, N) (per example) or (T, N, H) (per unit), with values in [0, 1].
+
+The forward pass never changes: a detached copy has the same value.
+
+The step functions (`lstm_step_forward`, `lstm_step_backward`) are the maths a student reads; the
+sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers inside the time
+loop and hoist the input projection and the weight-gradient matmuls out of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from ._validate import check_array, check_choice, check_generator, float_dtype
+
+GATES = ("i", "f", "o", "g")
+INIT_SCHEMES = ("original", "forget-bias-1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMParams:
+    """LSTM weights. Wx (D, 4H), Wh (H, 4H), b (4H,), one float dtype; columns in gate order i, f, o, g."""
+
+    Wx: np.ndarray
+    Wh: np.ndarray
+    b: np.ndarray
+
+    def __post_init__(self):
+        for name in ("Wx", "Wh", "b"):
+            a = getattr(self, name)
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"LSTMParams.{name} must be a numpy array, got {type(a).__name__}")
+        if self.Wh.ndim != 2 or self.Wh.shape[1] != 4 * self.Wh.shape[0]:
+            raise ValueError(f"expected Wh of shape (H, 4H), got {self.Wh.shape}")
+        H = self.Wh.shape[0]
+        check_array("Wx", self.Wx, (None, 4 * H), letters=("D", "4H"))
+        check_array("b", self.b, (4 * H,), letters=("4H",))
+        dt = float_dtype(self.Wh.dtype, "Wh.dtype")
+        for name in ("Wx", "b"):
+            if getattr(self, name).dtype != dt:
+                raise TypeError(
+                    f"LSTMParams.{name} has dtype {getattr(self, name).dtype} but Wh is {dt}; "
+                    "all parameters must share one dtype"
+                )
+
+    @property
+    def input_size(self) -> int:
+        return self.Wx.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.Wh.shape[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.Wh.dtype
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"Wx": self.Wx, "Wh": self.Wh, "b": self.b}
+
+    def astype(self, dtype) -> "LSTMParams":
+        dt = float_dtype(dtype)
+        return LSTMParams(*(a.astype(dt) for a in (self.Wx, self.Wh, self.b)))
+
+    def copy(self) -> "LSTMParams":
+        return LSTMParams(self.Wx.copy(), self.Wh.copy(), self.b.copy())
+
+
+def init_lstm(input_size: int, hidden_size: int, rng: np.random.Generator,
+              dtype=np.float32, scheme: str = "original") -> LSTMParams:
+    """Random LSTM parameters: Wx (D, 4H), Wh (H, 4H), b (4H,).
+
+    scheme="original" reproduces the original code: every weight U(-k, k) with k = 1/sqrt(H), and
+    b the sum of the input-to-hidden and hidden-to-hidden biases, each U(-k, k). "forget-bias-1"
+    adds 1 to the forget-gate bias. Draw order: Wx, Wh, b_ih, b_hh.
+    """
+    check_generator(rng)
+    check_choice("scheme", scheme, INIT_SCHEMES)
+    dt = float_dtype(dtype)
+    for name, n in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    D, H = int(input_size), int(hidden_size)
+    k = 1.0 / np.sqrt(H)
+    Wx = rng.uniform(-k, k, size=(D, 4 * H))
+    Wh = rng.uniform(-k, k, size=(H, 4 * H))
+    b = rng.uniform(-k, k, size=4 * H) + rng.uniform(-k, k, size=4 * H)
+    if scheme == "forget-bias-1":
+        b[H:2 * H] += 1.0
+    return LSTMParams(Wx.astype(dt), Wh.astype(dt), b.astype(dt))
+
+
+def gate_slices(H: int) -> dict[str, slice]:
+    """Column slices of each gate block in a (.., 4H) array: {'i': 0:H, 'f': H:2H, 'o': 2H:3H, 'g': 3H:4H}."""
+    return {name: slice(k * H, (k + 1) * H) for k, name in enumerate(GATES)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The maths of one step, shared by the step functions and the sequence functions
+# ---------------------------------------------------------------------------------------------
+
+
+def _activate(a: np.ndarray) -> np.ndarray:
+    """Pre-activations (N, 4H) -> gates [i, f, o, g] (N, 4H), IN PLACE. Returns `a`."""
+    H = a.shape[-1] // 4
+    expit(a[:, :3 * H], out=a[:, :3 * H])  # i, f, o = sigmoid(.)  (one call for three gates)
+    np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])  # g = tanh(.)
+    return a
+
+
+def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out):
+    """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs."""
+    H = c_prev.shape[-1]
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    np.multiply(f, c_prev, out=c_out)
+    c_out += i * g
+    np.tanh(c_out, out=tanh_c_out)
+    np.multiply(o, tanh_c_out, out=h_out)
+
+
+def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out):
+    """Backprop one cell from the adjoints at step t to its pre-activations.
+
+    dh: dL/dh_t (N, H), everything that reaches h_t. dc: dL/dc_t (N, H) from step t+1 only (the
+    path through h_t is added here). Writes dL/da_t into `da_out` (N, 4H) and returns
+    dL/dc_{t-1} along the cell edge (before any c_scale). Inputs are not modified.
+    """
+    H = c_prev.shape[-1]
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    di, df, do, dg = da_out[:, :H], da_out[:, H:2 * H], da_out[:, 2 * H:3 * H], da_out[:, 3 * H:]
+    # backprop into o and c_t through h_t = o * tanh(c_t)
+    np.multiply(dh, tanh_c, out=do)
+    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    # backprop into f, i, g and c_{t-1} through c_t = f * c_{t-1} + i * g
+    np.multiply(dc, c_prev, out=df)
+    np.multiply(dc, g, out=di)
+    np.multiply(dc, i, out=dg)
+    dc_prev = dc * f
+    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2
+    s = gates[:, :3 * H]
+    da_out[:, :3 * H] *= s * (1 - s)
+    dg *= 1 - g * g
+    return dc_prev
+
+
+# ---------------------------------------------------------------------------------------------
+# One step (for teaching and checking)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class StepCache:
+    """What `lstm_step_backward` needs from `lstm_step_forward`."""
+
+    x: np.ndarray  # (N, D)
+    h_prev: np.ndarray  # (N, H)
+    c_prev: np.ndarray  # (N, H)
+    gates: np.ndarray  # (N, 4H) activated i, f, o, g
+    tanh_c: np.ndarray  # (N, H)
+    params: LSTMParams
+
+
+@dataclass(frozen=True, eq=False)
+class StepGrads:
+    x: np.ndarray  # (N, D)
+    h_prev: np.ndarray  # (N, H)
+    c_prev: np.ndarray  # (N, H)
+    Wx: np.ndarray  # (D, 4H)
+    Wh: np.ndarray  # (H, 4H)
+    b: np.ndarray  # (4H,)
+
+
+def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
+    """One LSTM step. x_t (N, D), h_prev (N, H), c_prev (N, H) -> h (N, H), c (N, H), StepCache."""
+    dt, D, H = params.dtype, params.input_size, params.hidden_size
+    check_array("x_t", x_t, (None, D), dt, letters="ND")
+    N = x_t.shape[0]
+    check_array("h_prev", h_prev, (N, H), dt, letters="NH")
+    check_array("c_prev", c_prev, (N, H), dt, letters="NH")
+    a = x_t @ params.Wx + h_prev @ params.Wh + params.b  # (N, 4H)
+    gates = _activate(a)
+    c, tanh_c, h = (np.empty((N, H), dt) for _ in range(3))
+    _cell_forward(gates, c_prev, c, tanh_c, h)
+    return h, c, StepCache(x_t, h_prev, c_prev, gates, tanh_c, params)
+
+
+def lstm_step_backward(dh, dc, cache: StepCache, h_scale=1.0, c_scale=1.0) -> StepGrads:
+    """Backward of one step. dh, dc (N, H): dL/dh_t and dL/dc_t from later steps.
+
+    h_scale, c_scale: a number, (N,) or (N, H) factor on the edges h_prev -> gates and c_prev -> c.
+    Returns StepGrads with dx (N, D), dh_prev, dc_prev (N, H), dWx, dWh, db.
+    """
+    N, H = cache.h_prev.shape
+    dt = cache.params.dtype
+    check_array("dh", dh, (N, H), dt, letters="NH")
+    check_array("dc", dc, (N, H), dt, letters="NH")
+    da = np.empty((N, 4 * H), dt)
+    dc_prev = _gate_grads(dh, dc, cache.gates, cache.tanh_c, cache.c_prev, da)
+    # backprop through a = x Wx + h_prev Wh + b
+    dx = da @ cache.params.Wx.T
+    dh_prev = (da @ cache.params.Wh.T) * _step_factor(h_scale, "h_scale", N, H, dt)
+    dc_prev = dc_prev * _step_factor(c_scale, "c_scale", N, H, dt)
+    return StepGrads(
+        x=dx, h_prev=dh_prev, c_prev=dc_prev,
+        Wx=cache.x.T @ da, Wh=cache.h_prev.T @ da, b=da.sum(axis=0),
+    )
+
+
+def _step_factor(scale, name, N, H, dt):
+    s = np.asarray(scale, dtype=dt)
+    if s.ndim == 1:
+        if s.shape != (N,):
+            raise ValueError(f"expected {name} of shape (N={N},) for a per-example factor, got {s.shape}")
+        s = s[:, None]
+    elif s.ndim == 2 and s.shape != (N, H):
+        raise ValueError(f"expected {name} of shape (N={N}, H={H}), got {s.shape}")
+    elif s.ndim > 2:
+        raise ValueError(f"{name} must be a number, (N,) or (N, H), got shape {s.shape}")
+    _check_unit_interval(name, s)
+    return s
+
+
+def _check_unit_interval(name, s):
+    if not np.all((s >= 0) & (s <= 1)):  # NaN fails both comparisons
+        bad = s[~((s >= 0) & (s <= 1))].ravel()[0]
+        raise ValueError(f"{name} values must be in [0, 1], got {float(bad)!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole sequence
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMCache:
+    """What `lstm_backward` needs from `lstm_forward`. Index 0 of `h` and `c` holds h0 and c0."""
+
+    x: np.ndarray  # (T, N, D)
+    h: np.ndarray  # (T+1, N, H): h0, h_1 .. h_T
+    c: np.ndarray  # (T+1, N, H): c0, c_1 .. c_T
+    gates: np.ndarray  # (T, N, 4H) activated i, f, o, g
+    tanh_c: np.ndarray  # (T, N, H)
+    params: LSTMParams
+
+    @property
+    def hs(self) -> np.ndarray:
+        return self.h[1:]
+
+    @property
+    def cs(self) -> np.ndarray:
+        return self.c[1:]
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMGrads:
+    """Gradients from `lstm_backward`."""
+
+    Wx: np.ndarray  # (D, 4H)
+    Wh: np.ndarray  # (H, 4H)
+    b: np.ndarray  # (4H,)
+    x: np.ndarray  # (T, N, D)
+    h0: np.ndarray  # (N, H)
+    c0: np.ndarray  # (N, H)
+
+    def params(self) -> LSTMParams:
+        """The parameter gradients as an LSTMParams (handy for norms and optimizers)."""
+        return LSTMParams(self.Wx, self.Wh, self.b)
+
+
+def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
+    """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
+
+    Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
+    x, h0, c0 must have that dtype too (no silent casting).
+    """
+    if not isinstance(params, LSTMParams):
+        raise TypeError(f"params must be LSTMParams (see init_lstm), got {type(params).__name__}")
+    dt, D, H = params.dtype, params.input_size, params.hidden_size
+    check_array("x", x, (None, None, D), dt, letters="TND")
+    T, N, _ = x.shape
+    if T < 1 or N < 1:
+        raise ValueError(f"x must have T >= 1 and N >= 1, got shape {x.shape}")
+    h = np.empty((T + 1, N, H), dt)
+    c = np.empty((T + 1, N, H), dt)
+    for name, v, buf in (("h0", h0, h), ("c0", c0, c)):
+        if v is None:
+            buf[0] = 0
+        else:
+            buf[0] = check_array(name, v, (N, H), dt, letters="NH")
+    tanh_c = np.empty((T, N, H), dt)
+    # input projection for all steps in one matmul; the buffer becomes the gates in place
+    gates = (x.reshape(T * N, D) @ params.Wx).reshape(T, N, 4 * H)  # (T, N, 4H)
+    gates += params.b
+    hWh = np.empty((N, 4 * H), dt)
+    for t in range(T):
+        np.matmul(h[t], params.Wh, out=hWh)
+        gates[t] += hWh  # a_t = x_t Wx + b + h_{t-1} Wh
+        _activate(gates[t])
+        _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1])
+    return h[1:], LSTMCache(x, h, c, gates, tanh_c, params)
+
+
+def edge_scale(scale, name: str, T: int, N: int, H: int, dtype) -> np.ndarray | None:
+    """Validate an h_scale / c_scale and return it as (T, 1, 1), (T, N, 1) or (T, N, H); None stays None."""
+    if scale is None:
+        return None
+    s = np.asarray(scale)
+    if s.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {s.dtype}")
+    shapes = {(T,): (T, 1, 1), (T, N): (T, N, 1), (T, N, H): (T, N, H)}
+    if s.shape not in shapes:
+        raise ValueError(
+            f"expected {name} of shape (T={T},), (T={T}, N={N}) or (T={T}, N={N}, H={H}), got {s.shape}"
+        )
+    _check_unit_interval(name, s)
+    return s.astype(dtype, copy=False).reshape(shapes[s.shape])
+
+
+def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
+    """BPTT. dhs (T, N, H): dL/dh_t from the loss at each step (None for zeros).
+
+    h_scale, c_scale: per-edge factors, (T,), (T, N) or (T, N, H) in [0, 1] (see the module
+    docstring); None means 1 everywhere. dhT, dcT (N, H): extra gradient on the final h_T, c_T.
+    Returns LSTMGrads with Wx, Wh, b, x (T, N, D), h0, c0.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
+    p = cache.params
+    dt, H = p.dtype, p.hidden_size
+    T, N, D = cache.x.shape
+    if dhs is not None:
+        check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
+    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
+    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    dh = np.zeros((N, H), dt) if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH").copy()
+    dc = np.zeros((N, H), dt) if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH").copy()
+
+    das = np.empty((T, N, 4 * H), dt)  # dL/da_t for every step
+    WhT = p.Wh.T
+    for t in range(T - 1, -1, -1):
+        if dhs is not None:
+            dh += dhs[t]  # the loss at step t reaches h_t directly
+        dc = _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], das[t])
+        # backprop into h_{t-1} along the edge h_{t-1} -> a_t, scaled by h_scale[t]
+        if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
+            dh.fill(0)  # a detached step needs no Wh product
+        else:
+            np.matmul(das[t], WhT, out=dh)
+            if hsc is not None:
+                dh *= hsc[t]
+        # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
+        if csc is not None:
+            dc *= csc[t]
+
+    # weight gradients for all steps in one matmul each
+    das2 = das.reshape(T * N, 4 * H)
+    return LSTMGrads(
+        Wx=cache.x.reshape(T * N, D).T @ das2,
+        Wh=cache.h[:-1].reshape(T * N, H).T @ das2,
+        b=das2.sum(axis=0),
+        x=(das2 @ p.Wx.T).reshape(T, N, D),
+        h0=dh,
+        c0=dc,
+    )

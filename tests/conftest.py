@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+import hdetach_np as hd
+
+
+def make_problem(seed, T, N, D, H, dtype=np.float64):
+    """A random LSTM with random non-zero biases (gates unsaturated), inputs and initial state."""
+    rng = np.random.default_rng(seed)
+    params = hd.init_lstm(D, H, rng, dtype=dtype)
+    params.b[:] = rng.uniform(-0.5, 0.5, size=4 * H)
+    x = rng.standard_normal((T, N, D)).astype(dtype)
+    h0 = (0.5 * rng.standard_normal((N, H))).astype(dtype)
+    c0 = (0.5 * rng.standard_normal((N, H))).astype(dtype)
+    return rng, params, x, h0, c0
+
+
+@pytest.fixture
+def problem():
+    return make_problem
