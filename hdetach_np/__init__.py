@@ -25,6 +25,7 @@ from .lstm import (
     lstm_step_forward,
 )
 from .masks import sample_h_detach_mask
+from .paths import PathGrads, gradient_paths
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,5 @@ __all__ = [
     "GATES", "LSTMCache", "LSTMGrads", "LSTMParams", "StepCache", "StepGrads", "LinearCache",
     "LinearGrads", "LinearParams", "gate_slices", "gradcheck", "init_linear", "init_lstm",
     "linear_backward", "linear_forward", "lstm_backward", "lstm_forward", "lstm_step_backward",
-    "lstm_step_forward", "mse_loss", "sample_h_detach_mask", "softmax_cross_entropy",
+    "lstm_step_forward", "mse_loss", "PathGrads", "gradient_paths", "sample_h_detach_mask", "softmax_cross_entropy",
 ]
