@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .notebook_tools import _add_notebooks  # `hdetach-np notebooks strip|run`
+
 
 def _add_check(sub):
     p = sub.add_parser(
@@ -39,7 +41,7 @@ def _run_check(args) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
-COMMANDS = [_add_check]
+COMMANDS = [_add_check, _add_notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:
