@@ -45,7 +45,7 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdetach_np.plots import plot_group_ratios_vs_scale, plot_ratio_vs_scale
+    from hdetach_np.plots import plot_group_ratios_vs_scale, plot_norms_vs_scale, plot_ratio_vs_scale
     from hdetach_np.suppression import SuppressionConfig, suppression_sweep
 
     args = build_parser().parse_args(argv)
@@ -61,18 +61,21 @@ def main(argv=None) -> dict:
     for weights in ("Wh", "all"):
         t0 = time.perf_counter()
         results[weights] = suppression_sweep(SuppressionConfig(weights=weights, **common))
-        out[weights] = results[weights].as_dict()
+        out[weights] = results[weights].as_dict(digits=4)
         out[weights]["seconds"] = round(time.perf_counter() - t0, 2)
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.6))
+    axes = axes.ravel()
     plot_ratio_vs_scale(axes[0], results["Wh"], "cell/total", "all")
-    axes[0].set_title("Wh scaled: cell share of the LSTM gradient")
+    axes[0].set_title("Wh scaled: cell share of the LSTM gradient", fontsize="medium")
     plot_ratio_vs_scale(axes[1], results["all"], "cell/total", "all")
-    axes[1].set_title("Wx, Wh, b scaled: cell share of the LSTM gradient")
+    axes[1].set_title("Wx, Wh, b scaled: cell share of the LSTM gradient", fontsize="medium")
     plot_group_ratios_vs_scale(axes[2], results["Wh"], ("Wx", "Wh.i", "Wh.f", "Wh.o", "Wh.g", "b"))
-    axes[2].set_title("Wh scaled: cell share per group and gate (plain)")
-    for ax in axes:
-        ax.set_ylim(bottom=max(ax.get_ylim()[0], 1e-12))
+    axes[2].set_title("Wh scaled: cell share per group and gate (plain gradient)", fontsize="medium")
+    plot_norms_vs_scale(axes[3], results["Wh"], "all")
+    axes[3].set_title("Wh scaled: norms of the parts (plain gradient, geometric mean)", fontsize="medium")
+    for ax in axes[:3]:
+        ax.set_ylim(1e-12, 3)
     c = common
     fig.suptitle(f"Copying task, T={c['T']}, N={c['N']}, H={c['H']}, {args.seeds} seeds (line: mean, band: min-max)",
                  fontsize="medium")
@@ -80,7 +83,7 @@ def main(argv=None) -> dict:
     fig.savefig(os.path.join(args.out, "suppression.png"), dpi=100)
     plt.close(fig)
     with open(os.path.join(args.out, "suppression.json"), "w") as fh:
-        json.dump(out, fh, indent=1)
+        json.dump(out, fh, separators=(",", ":"))
     for weights in ("Wh", "all"):
         summ = results[weights].summary("cell/total", "all")
         print(f"weights={weights}: mean ||g_cell||/||g_total|| (all LSTM parameters) over {args.seeds} seeds")

@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
             w = {q: np.asarray(tc.weights[q]["all"]) for q in ("total", "cell", "h")}
             inp = {q: float(w[q][input_lags].sum()) for q in w}
             out["runs"][f"scale={s:g}/{name}"] = {
-                "credit": tc.as_dict(),
+                "credit": tc.as_dict(groups=("all", "Wx", "Wh", "b"), digits=4),
                 "input_steps": {
                     "sum_of_weight_term_norms": inp,
                     "cell_share": inp["cell"] / inp["total"] if inp["total"] > 0 else None,
@@ -96,7 +96,7 @@ def main(argv=None) -> dict:
     fig.savefig(os.path.join(args.out, "temporal_credit.png"), dpi=100)
     plt.close(fig)
     with open(os.path.join(args.out, "temporal_credit.json"), "w") as fh:
-        json.dump(out, fh, indent=1)
+        json.dump(out, fh, separators=(",", ":"))
     print("input token steps: sum over the 10 steps of the norms of their weight-gradient terms")
     print(f"  {'run':<22} {'total':>10} {'cell':>10} {'h':>10} {'cell/total':>11}")
     for k, r in out["runs"].items():

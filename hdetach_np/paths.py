@@ -194,57 +194,69 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     dh = np.zeros((N, H), dt) if dhT is None else dhT.copy()
     dc = np.zeros((N, H), dt) if dcT is None else dcT.copy()
     # cell stream state: dL/dc_t from step t+1 along cell edges only
-    dcc = dc.copy()
+    dcc = dc.copy()  # (N, H)
 
     dbuf = np.empty((C, N, 8 * H), dt)  # (C, N, 8H): [dL/da_t total | dL/da_t cell] for one chunk
-    dh_cell = np.empty((C, N, H), dt)  # cell stream dL/dh_t: the loss at step t only
+    dh_buf = np.empty((C, N, H), dt)  # cell stream dL/dh_t when it is not simply dhs[t]
     dc_cell = np.empty((C, N, H), dt)  # cell stream dL/dc_t arriving from step t+1
+    u = np.empty((C, N, H), dt)  # cell stream: what the loss at step t adds to dL/dc_t
     Z = np.empty((C, N, H + D + 1), dt)  # (C, N, H+D+1): [h_{t-1} | x_t | 1]
     Z[..., H + D] = 1
     dW = np.zeros((H + D + 1, 8 * H), dt)  # rows [Wh | Wx | b], columns [total | cell]
     dW_chunk = np.empty_like(dW)
     dx = np.empty((T, N, 2, D), dt)  # dL/dx_t, total and cell
-    tmp = np.empty((N, H), dt)
     WhT, WxT = p.Wh.T, p.Wx.T
     gates, tanh_c, c = cache.gates, cache.tanh_c, cache.c
 
     for t1 in range(T, 0, -C):
         t0 = max(t1 - C, 0)
         n = t1 - t0
+        # total stream, step by step: backprop through step t (gates and cell), then the h-edge
         for t in range(t1 - 1, t0 - 1, -1):
-            j = t - t0
-            # the loss at step t reaches h_t directly, in both streams
             if dhs is not None:
-                dh += dhs[t]
-                dh_cell[j] = dhs[t]
-            else:
-                dh_cell[j] = 0
-            if t == T - 1 and dhT is not None:
-                dh_cell[j] += dhT
-            # total stream: backprop through step t (gates and cell), then along the h-edge
-            dc = _gate_grads(dh, dc, gates[t], tanh_c[t], c[t], dbuf[j, :, :4 * H])
+                dh += dhs[t]  # the loss at step t reaches h_t directly
+            dc = _gate_grads(dh, dc, gates[t], tanh_c[t], c[t], dbuf[t - t0, :, :4 * H])
             if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
                 dh.fill(0)
             else:
-                np.matmul(dbuf[j, :, :4 * H], WhT, out=dh)
+                np.matmul(dbuf[t - t0, :, :4 * H], WhT, out=dh)
                 if hsc is not None:
                     dh *= hsc[t]
-            # cell stream: only the cell edge, dL/dc_{t-1} = f * (dc + dh * o * (1 - tanh(c)^2))
-            dc_cell[j] = dcc
-            o, f = gates[t, :, 2 * H:3 * H], gates[t, :, H:2 * H]
-            np.multiply(tanh_c[t], tanh_c[t], out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh_cell[j]
-            tmp += dcc
-            np.multiply(tmp, f, out=dcc)
             if csc is not None:
                 dc *= csc[t]
-                dcc *= csc[t]
-        # cell stream: gate gradients of the whole chunk in one call (same maths as the total stream)
+        # cell stream, for the whole chunk: dL/dh_t is the loss at step t only (no h-edge brings
+        # anything back), and dL/dc_{t-1} = f_t * (dL/dc_t + u_t) along the cell edge, with
+        # u_t = dL/dh_t * o_t * (1 - tanh(c_t)^2)
+        if dhs is None:
+            dh_cell = dh_buf[:n]
+            dh_cell.fill(0)
+        elif t1 == T and dhT is not None:
+            dh_cell = dh_buf[:n]
+            dh_cell[...] = dhs[t0:t1]
+        else:
+            dh_cell = dhs[t0:t1]  # (n, N, H), no copy
+        if t1 == T and dhT is not None:
+            dh_cell[n - 1] += dhT
+        with_u = dhs is not None or (t1 == T and dhT is not None)
+        if with_u:
+            np.multiply(tanh_c[t0:t1], tanh_c[t0:t1], out=u[:n])
+            np.subtract(1, u[:n], out=u[:n])
+            u[:n] *= gates[t0:t1, :, 2 * H:3 * H]
+            u[:n] *= dh_cell
+        dc_cell[n - 1] = dcc
+        for j in range(n - 1, -1, -1):
+            dst = dc_cell[j - 1] if j > 0 else dcc
+            if with_u:
+                np.add(dc_cell[j], u[j], out=dst)
+                dst *= gates[t0 + j, :, H:2 * H]
+            else:
+                np.multiply(dc_cell[j], gates[t0 + j, :, H:2 * H], out=dst)
+            if csc is not None:
+                dst *= csc[t0 + j]
+        # ... and its gate gradients in one call (the same maths as the total stream)
         rows = n * N
         _gate_grads(
-            dh_cell[:n].reshape(rows, H), dc_cell[:n].reshape(rows, H),
+            dh_cell.reshape(rows, H), dc_cell[:n].reshape(rows, H),
             gates[t0:t1].reshape(rows, 4 * H), tanh_c[t0:t1].reshape(rows, H), c[t0:t1].reshape(rows, H),
             _view_rows(dbuf[:n, :, 4 * H:], 4 * H),
         )
@@ -352,18 +364,18 @@ class TemporalCredit:
     def steps(self) -> np.ndarray:
         return self.ref_step - self.lags
 
-    def as_dict(self, groups=("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g")) -> dict:
-        """JSON-ready (lists of floats, 7 significant digits); weight terms for `groups` only
-        (None: every group)."""
+    def as_dict(self, groups=("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g"), digits: int = 7) -> dict:
+        """JSON-ready (lists of floats with `digits` significant digits); weight terms for
+        `groups` only (None: every group)."""
         groups = tuple(self.weights["total"]) if groups is None else tuple(groups)
         for g in groups:
             check_group(g, self.weights["total"])
         return {
             "ref_step": int(self.ref_step), "lags": self.lags.tolist(),
-            "dh": {q: json_floats(v) for q, v in self.dh.items()},
-            "dc": {q: json_floats(v) for q, v in self.dc.items()},
-            "da": {q: json_floats(v) for q, v in self.da.items()},
-            "weights": {q: {g: json_floats(d[g]) for g in groups} for q, d in self.weights.items()},
+            "dh": {q: json_floats(v, digits) for q, v in self.dh.items()},
+            "dc": {q: json_floats(v, digits) for q, v in self.dc.items()},
+            "da": {q: json_floats(v, digits) for q, v in self.da.items()},
+            "weights": {q: {g: json_floats(d[g], digits) for g in groups} for q, d in self.weights.items()},
         }
 
 

@@ -85,6 +85,28 @@ def plot_group_ratios_vs_scale(ax, result, groups=("Wh.i", "Wh.f", "Wh.o", "Wh.g
     return ax
 
 
+def plot_norms_vs_scale(ax, result, group: str = "all", variant: str = "plain", parts=PARTS):
+    """||g_total||, ||g_cell||, ||g_h|| of one group against the weight scale (log x, log y): the
+    geometric mean over seeds, for one variant of a SuppressionResult."""
+    _check_ax(ax)
+    _check_choice("variant", variant, result.variants)
+    s = result.scales
+    for q in parts:
+        _check_choice("part", q, PARTS)
+        check_group(group, result.norms[variant][q])
+        y = np.asarray(result.norms[variant][q][group], dtype=float)  # (seeds, scales)
+        with np.errstate(divide="ignore"):
+            gm = np.exp(np.mean(np.log(y), axis=0))
+        ax.plot(s, np.where(gm > 0, gm, np.nan), "o-", ms=3, **PART_STYLE[q])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("weight scale s")
+    ax.set_ylabel(f"gradient norm ({group}, {'plain' if variant == 'plain' else variant})")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
 def plot_credit_vs_lag(ax, credit, quantity: str = "dc", group: str = "all", parts=PARTS,
                        yscale: str = "log"):
     """Norms of what reaches step t = ref_step - lag, by path, against the lag.
@@ -182,4 +204,4 @@ def plot_path_norms_history(ax, records, group: str = "all", parts=PARTS, ratio:
     return ax
 
 
-__all__ = ["plot_credit_vs_lag", "plot_group_ratios_vs_scale", "plot_jacobian_products", "plot_path_norms_history", "plot_ratio_vs_scale"]
+__all__ = ["plot_credit_vs_lag", "plot_group_ratios_vs_scale", "plot_norms_vs_scale", "plot_jacobian_products", "plot_path_norms_history", "plot_ratio_vs_scale"]

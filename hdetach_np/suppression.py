@@ -153,19 +153,20 @@ class SuppressionResult:
                           "median": np.median(r, 0).tolist(), "geomean": np.exp(np.mean(np.log(r), 0)).tolist()}
         return out
 
-    def as_dict(self, groups=None) -> dict:
-        """JSON-ready (7 significant digits): config, scales, loss, raw norms (seeds x scales) and
-        ratio summaries over seeds, for `groups` (default: "all", "Wx", "Wh", "b", the four gate
-        blocks of Wh and "readout")."""
+    def as_dict(self, groups=None, raw_groups=None, digits: int = 7) -> dict:
+        """JSON-ready (`digits` significant digits): config, scales, loss, ratio summaries over seeds for
+        `groups` (default: "all", "Wx", "Wh", "b", the four gate blocks of Wh and "readout") and
+        the raw norms (seeds x scales) of `raw_groups` (default "all", "Wx", "Wh", "b")."""
         groups = groups or ("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g", "readout")
-        for g in groups:
+        raw_groups = raw_groups or ("all", "Wx", "Wh", "b")
+        for g in (*groups, *raw_groups):
             check_group(g, self.norms["plain"]["total"])
-        summ = lambda k, g: {v: {s: json_floats(x) for s, x in d.items()} for v, d in self.summary(k, g).items()}
+        summ = lambda k, g: {v: {s: json_floats(x, digits) for s, x in d.items()} for v, d in self.summary(k, g).items()}
         return {
             "config": self.config.as_dict(),
             "scales": self.scales.tolist(),
-            "loss": json_floats(self.loss),
-            "norms": {v: {q: {g: json_floats(d[g]) for g in groups} for q, d in n.items()} for v, n in self.norms.items()},
+            "loss": json_floats(self.loss, digits),
+            "norms": {v: {q: {g: json_floats(d[g], digits) for g in raw_groups} for q, d in n.items()} for v, n in self.norms.items()},
             "ratios": {k: {g: summ(k, g) for g in groups} for k in ("cell/total", "cell/h")},
         }
 

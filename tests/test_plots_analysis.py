@@ -40,9 +40,14 @@ def test_ratio_plots(ax):
     assert plots.plot_ratio_vs_scale(ax, res, "cell/h", "Wh.f") is ax
     assert ax.get_xscale() == "log" and len(ax.lines) == len(res.variants)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), res.ratio("cell/h", "Wh.f").mean(0))
-    fig, ax2 = plt.subplots()
+    fig, (ax2, ax3) = plt.subplots(1, 2)
     assert plots.plot_group_ratios_vs_scale(ax2, res, ("Wh.i", "Wh.f")) is ax2 and len(ax2.lines) == 2
+    assert plots.plot_norms_vs_scale(ax3, res, "Wh", "p=0.5") is ax3 and len(ax3.lines) == 3
+    gm = np.exp(np.log(res.norms["p=0.5"]["cell"]["Wh"]).mean(0))
+    np.testing.assert_allclose(ax3.lines[1].get_ydata(), gm)
     plt.close(fig)
+    with pytest.raises(ValueError, match="unknown variant"):
+        plots.plot_norms_vs_scale(ax, res, "Wh", "p=0.3")
     with pytest.raises(ValueError, match="unknown parameter group 'Wz'"):
         plots.plot_ratio_vs_scale(ax, res, group="Wz")
     with pytest.raises(ValueError, match="unknown band"):
