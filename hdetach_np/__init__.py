@@ -25,7 +25,28 @@ from .lstm import (
     lstm_step_forward,
 )
 from .masks import sample_h_detach_mask
-from .paths import PathGrads, gradient_paths
+from . import plots
+from .jacobians import (
+    ForwardSensitivities,
+    JacobianProducts,
+    StepJacobians,
+    forward_mode,
+    jacobian_products,
+    step_jacobians,
+)
+from .paths import (
+    PathGrads,
+    TemporalCredit,
+    expected_h_detach_gradient,
+    expected_h_detach_paths,
+    gradient_paths,
+    gradient_paths_reference,
+    h_detach_lambda,
+    param_groups,
+    path_ratios,
+    temporal_credit,
+)
+from .suppression import SuppressionConfig, SuppressionResult, scale_params, suppression_sweep
 
 __version__ = "0.1.0"
 
@@ -34,4 +55,9 @@ __all__ = [
     "LinearGrads", "LinearParams", "gate_slices", "gradcheck", "init_linear", "init_lstm",
     "linear_backward", "linear_forward", "lstm_backward", "lstm_forward", "lstm_step_backward",
     "lstm_step_forward", "mse_loss", "PathGrads", "gradient_paths", "sample_h_detach_mask", "softmax_cross_entropy",
+    # gradient paths: the cell / h split, h-detach in expectation, forward mode, suppression
+    "ForwardSensitivities", "JacobianProducts", "StepJacobians", "SuppressionConfig", "SuppressionResult",
+    "TemporalCredit", "expected_h_detach_gradient", "expected_h_detach_paths", "forward_mode",
+    "gradient_paths_reference", "h_detach_lambda", "jacobian_products", "param_groups", "path_ratios",
+    "plots", "scale_params", "step_jacobians", "suppression_sweep", "temporal_credit",
 ]

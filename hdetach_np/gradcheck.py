@@ -44,3 +44,29 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
 def check_gradient(f: Callable[[], float], x: np.ndarray, analytic: np.ndarray, eps: float = 1e-5) -> float:
     """Relative error between an analytic gradient and centred differences of `f` at `x`."""
     return rel_error(analytic, numerical_gradient(f, x, eps))
+
+
+def numerical_jacobian(f: Callable[[], np.ndarray], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """The Jacobian d f / d x by centred differences, shape (f().size, x.size): entry [i, k] is
+    (f_i(x + eps e_k) - f_i(x - eps e_k)) / (2 eps).
+
+    `f` takes no arguments, reads `x` (perturbed in place and restored exactly) and returns an array;
+    both are flattened in C order. `x` must be a contiguous float64 array.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"numerical_jacobian needs a float64 array, got {got}")
+    flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("x must be contiguous so it can be perturbed in place")
+    m = np.asarray(f(), dtype=np.float64).size
+    jac = np.zeros((m, flat.size))
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + eps
+        f_plus = np.array(f(), dtype=np.float64).reshape(-1)
+        flat[k] = old - eps
+        f_minus = np.array(f(), dtype=np.float64).reshape(-1)
+        flat[k] = old
+        jac[:, k] = (f_plus - f_minus) / (2 * eps)
+    return jac

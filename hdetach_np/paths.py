@@ -1,11 +1,33 @@
 """The exact split of the LSTM gradient into its cell-state path and its h path.
 
-- cell part: every backward path that uses no edge h_{t-1} -> gates_t; equal to the gradient with
-  every h-edge cut (h-detach with p = 1, `h_scale = 0`).
-- h part: total minus cell, every path that uses at least one h-edge.
+Every backward path from the loss to a weight is a chain of local derivatives. It either uses no
+edge h_{t-1} -> a_t (the gates of step t) at all, or it uses at least one:
 
-For a gradient taken with an h-detach mask or fractional `h_scale`, the total is that gradient and
-the cell part is the same as for the plain gradient (it uses no h-edge).
+- **cell part** `g_cell`: every path that uses no h-edge. Equal to the gradient with every h-edge
+  cut (`h_scale = 0`, h-detach with p = 1). Inside the LSTM it travels only along the cell edges
+  c_{t-1} -> c_t, entering each step's gates from c_t.
+- **h part** `g_h = g_total - g_cell`: every path with at least one h-edge (each such edge is a
+  product with Wh, which is why this part grows with the recurrent weights).
+
+`gradient_paths` computes both in ONE backward pass that carries two adjoint streams together:
+
+    total stream:  dL/dh_t, dL/dc_t as in `lstm_backward` (edge scales applied)
+    cell stream:   dL/dh_t = the loss at step t only (no h-edge brings anything back), and
+                   dL/dc_{t-1} = f_t * (dL/dc_t + dL/dh_t * o_t * (1 - tanh(c_t)^2))  (cell edge only)
+
+The cell stream needs no Wh product. Both streams go through the same `_gate_grads` of lstm.py;
+the weight gradients of both are folded into one matmul per chunk of steps,
+`[h_{t-1} | x_t | 1]^T @ [da_total | da_cell]`, so no (T, N, 4H) array is ever stored.
+
+A gradient taken with an h-detach mask or fractional `h_scale` (for instance the expected h-detach
+gradient `g(lambda = 1 - p)`, `expected_h_detach_gradient`) is split the same way: its total is that
+gradient, and its cell part is the plain cell part (it uses no h-edge, so no mask touches it).
+
+The readout y_t = h_t V + d reaches the loss directly, without any recurrent edge: its cell part is
+its total and its h part is zero. `gradient_paths(..., readout=...)` records it that way.
+
+`temporal_credit` reports, step by step, how much of the gradient reaches each earlier step through
+each path.
 """
 
 from __future__ import annotations
@@ -14,33 +36,103 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lstm import GATES, LSTMCache, LSTMGrads, gate_slices, lstm_backward
+from ._validate import check_array, check_probability
+from .linear import LinearGrads
+from .lstm import GATES, LSTMCache, LSTMGrads, _gate_grads, edge_scale, gate_slices, lstm_backward
 
 PARAM_NAMES = ("Wx", "Wh", "b")
+READOUT_NAMES = ("V", "d")
+PARTS = ("total", "cell", "h")
+CHUNK_ROWS = 400  # steps per weight-gradient matmul: about this many (step, example) rows
+
+
+def param_groups(H: int | None = None, readout: bool = False) -> tuple[str, ...]:
+    """Names of the parameter groups reported by `PathGrads.norms()`.
+
+    "Wx", "Wh", "b", "all" (the three LSTM parameters together, never the readout), one entry per
+    gate block "Wx.i" .. "b.g", and with `readout=True` also "V", "d" and "readout" (V and d).
+    """
+    names = [*PARAM_NAMES, "all"] + [f"{p}.{g}" for p in PARAM_NAMES for g in GATES]
+    if readout:
+        names += [*READOUT_NAMES, "readout"]
+    return tuple(names)
+
+
+def check_group(group: str, norms: dict[str, float]) -> str:
+    """Raise a ValueError naming the known groups if `group` is not one of `norms`' keys."""
+    if group not in norms:
+        raise ValueError(
+            f"unknown parameter group {group!r}; expected one of {', '.join(map(repr, norms))}"
+        )
+    return group
 
 
 @dataclass(frozen=True, eq=False)
 class PathGrads:
-    """Total, cell-path and h-path gradients (each an LSTMGrads); total = cell + h exactly."""
+    """Total, cell-path and h-path gradients (each an LSTMGrads); total = cell + h exactly.
+
+    `readout` (optional) is the readout's LinearGrads: the readout uses no recurrent edge, so its
+    cell part equals its total and its h part is zero.
+    """
 
     total: LSTMGrads
     cell: LSTMGrads
     h: LSTMGrads
+    readout: LinearGrads | None = None
 
     def norms(self) -> dict[str, dict[str, float]]:
-        """Euclidean norms per part: {"total"|"cell"|"h": {"Wx", "Wh", "b", "all", "Wx.i", ...}}."""
-        return {part: _norms(getattr(self, part)) for part in ("total", "cell", "h")}
+        """Euclidean norms per part: {"total"|"cell"|"h": {"Wx", "Wh", "b", "all", "Wx.i", ...}}.
+
+        "all" covers the LSTM parameters Wx, Wh, b. With a readout, "V", "d" and "readout" are
+        added (equal in "total" and "cell", zero in "h").
+        """
+        out = {part: _norms(getattr(self, part)) for part in PARTS}
+        if self.readout is not None:
+            nV, nd = float(np.linalg.norm(self.readout.V)), float(np.linalg.norm(self.readout.d))
+            both = float(np.hypot(nV, nd))
+            for part in ("total", "cell"):
+                out[part].update(V=nV, d=nd, readout=both)
+            out["h"].update(V=0.0, d=0.0, readout=0.0)
+        return out
+
+    def ratios(self, group: str = "all") -> dict[str, float]:
+        """{"cell/total", "cell/h", "h/total"}: norm ratios for one parameter group (nan for 0/0,
+        inf for x/0)."""
+        n = self.norms()
+        check_group(group, n["total"])
+        return path_ratios(n, group)
+
+
+def path_ratios(norms: dict[str, dict[str, float]], group: str = "all") -> dict[str, float]:
+    """Norm ratios of one group from a `PathGrads.norms()` dict."""
+    check_group(group, norms["total"])
+    t, c, h = (norms[p][group] for p in PARTS)
+    return {"cell/total": _ratio(c, t), "cell/h": _ratio(c, h), "h/total": _ratio(h, t)}
+
+
+def json_floats(a, digits: int = 7):
+    """An array as nested lists of floats rounded to `digits` significant digits (nan/inf -> None)."""
+    a = np.asarray(a, dtype=float)
+    r = np.vectorize(lambda v: float(f"{v:.{digits}g}") if np.isfinite(v) else None, otypes=[object])(a)
+    return r.tolist() if a.ndim else r.item()
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0:
+        return float("nan") if a == 0 else float("inf")
+    return a / b
 
 
 def _norms(g: LSTMGrads) -> dict[str, float]:
     H = g.Wh.shape[0]
     out = {}
     for name in PARAM_NAMES:
+        out[name] = float(np.linalg.norm(getattr(g, name)))
+    out["all"] = float(np.sqrt(sum(out[n] ** 2 for n in PARAM_NAMES)))
+    for name in PARAM_NAMES:
         a = getattr(g, name)
-        out[name] = float(np.linalg.norm(a))
         for gate, sl in gate_slices(H).items():
             out[f"{name}.{gate}"] = float(np.linalg.norm(a[..., sl]))
-    out["all"] = float(np.sqrt(sum(out[n] ** 2 for n in PARAM_NAMES)))
     return out
 
 
@@ -48,13 +140,331 @@ def _difference(a: LSTMGrads, b: LSTMGrads) -> LSTMGrads:
     return LSTMGrads(*(getattr(a, f) - getattr(b, f) for f in ("Wx", "Wh", "b", "x", "h0", "c0")))
 
 
-def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> PathGrads:
+def _view_rows(a: np.ndarray, cols: int) -> np.ndarray:
+    """`a` reshaped to (rows, cols) as a VIEW (writes must land in `a`)."""
+    v = a.reshape(-1, cols)
+    if not np.may_share_memory(v, a):  # pragma: no cover - the layouts used here always allow a view
+        raise RuntimeError("internal error: expected a reshaped view, numpy made a copy")
+    return v
+
+
+def _check_backward_inputs(dhs, cache, dhT, dcT):
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
+    dt, H = cache.params.dtype, cache.params.hidden_size
+    T, N, _ = cache.x.shape
+    if dhs is not None:
+        check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
+    for name, v in (("dhT", dhT), ("dcT", dcT)):
+        if v is not None:
+            check_array(name, v, (N, H), dt, letters="NH")
+    return T, N, H, dt
+
+
+def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
+                   readout: LinearGrads | None = None, chunk: int | None = None) -> PathGrads:
     """Split the gradient of `lstm_backward(dhs, cache, h_scale, c_scale, dhT, dcT)` into its
-    cell-path and h-path parts. Arguments as for `lstm_backward`."""
+    cell-path and h-path parts, in one backward pass.
+
+    Arguments as for `lstm_backward`: dhs (T, N, H) or None, h_scale / c_scale (T,), (T, N) or
+    (T, N, H) in [0, 1] or None, dhT, dcT (N, H) or None. `readout`: the readout's LinearGrads, to
+    be reported with the split (its cell part is its total, see the module docstring). `chunk`:
+    steps per weight-gradient matmul (None picks about 400 (step, example) rows).
+
+    Returns PathGrads(total, cell, h[, readout]); each of total, cell, h is an LSTMGrads with Wx
+    (D, 4H), Wh (H, 4H), b (4H,), x (T, N, D), h0, c0 (N, H). The cell part uses no h-edge, so its
+    h0 is zero; with c_scale the cell edges are scaled in both streams.
+    """
+    T, N, H, dt = _check_backward_inputs(dhs, cache, dhT, dcT)
+    if readout is not None and not isinstance(readout, LinearGrads):
+        raise TypeError(f"readout must be the LinearGrads of the readout (linear_backward), got {type(readout).__name__}")
+    if readout is not None and readout.V.shape[0] != H:
+        raise ValueError(f"expected readout gradients with V of shape (H={H}, K), got {readout.V.shape}")
+    if chunk is None:
+        chunk = -(-CHUNK_ROWS // N)
+    elif not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer (steps per matmul) or None, got {chunk!r}")
+    C = int(min(chunk, T))
+    p = cache.params
+    D = p.input_size
+    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
+    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
+
+    # total stream state: dL/dh_t, dL/dc_t (from step t+1)
+    dh = np.zeros((N, H), dt) if dhT is None else dhT.copy()
+    dc = np.zeros((N, H), dt) if dcT is None else dcT.copy()
+    # cell stream state: dL/dc_t from step t+1 along cell edges only
+    dcc = dc.copy()  # (N, H)
+
+    dbuf = np.empty((C, N, 8 * H), dt)  # (C, N, 8H): [dL/da_t total | dL/da_t cell] for one chunk
+    dh_buf = np.empty((C, N, H), dt)  # cell stream dL/dh_t when it is not simply dhs[t]
+    dc_cell = np.empty((C, N, H), dt)  # cell stream dL/dc_t arriving from step t+1
+    u = np.empty((C, N, H), dt)  # cell stream: what the loss at step t adds to dL/dc_t
+    Z = np.empty((C, N, H + D + 1), dt)  # (C, N, H+D+1): [h_{t-1} | x_t | 1]
+    Z[..., H + D] = 1
+    dW = np.zeros((H + D + 1, 8 * H), dt)  # rows [Wh | Wx | b], columns [total | cell]
+    dW_chunk = np.empty_like(dW)
+    dx = np.empty((T, N, 2, D), dt)  # dL/dx_t, total and cell
+    WhT, WxT = p.Wh.T, p.Wx.T
+    gates, tanh_c, c = cache.gates, cache.tanh_c, cache.c
+
+    for t1 in range(T, 0, -C):
+        t0 = max(t1 - C, 0)
+        n = t1 - t0
+        # total stream, step by step: backprop through step t (gates and cell), then the h-edge
+        for t in range(t1 - 1, t0 - 1, -1):
+            if dhs is not None:
+                dh += dhs[t]  # the loss at step t reaches h_t directly
+            dc = _gate_grads(dh, dc, gates[t], tanh_c[t], c[t], dbuf[t - t0, :, :4 * H])
+            if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
+                dh.fill(0)
+            else:
+                np.matmul(dbuf[t - t0, :, :4 * H], WhT, out=dh)
+                if hsc is not None:
+                    dh *= hsc[t]
+            if csc is not None:
+                dc *= csc[t]
+        # cell stream, for the whole chunk: dL/dh_t is the loss at step t only (no h-edge brings
+        # anything back), and dL/dc_{t-1} = f_t * (dL/dc_t + u_t) along the cell edge, with
+        # u_t = dL/dh_t * o_t * (1 - tanh(c_t)^2)
+        if dhs is None:
+            dh_cell = dh_buf[:n]
+            dh_cell.fill(0)
+        elif t1 == T and dhT is not None:
+            dh_cell = dh_buf[:n]
+            dh_cell[...] = dhs[t0:t1]
+        else:
+            dh_cell = dhs[t0:t1]  # (n, N, H), no copy
+        if t1 == T and dhT is not None:
+            dh_cell[n - 1] += dhT
+        with_u = dhs is not None or (t1 == T and dhT is not None)
+        if with_u:
+            np.multiply(tanh_c[t0:t1], tanh_c[t0:t1], out=u[:n])
+            np.subtract(1, u[:n], out=u[:n])
+            u[:n] *= gates[t0:t1, :, 2 * H:3 * H]
+            u[:n] *= dh_cell
+        dc_cell[n - 1] = dcc
+        for j in range(n - 1, -1, -1):
+            dst = dc_cell[j - 1] if j > 0 else dcc
+            if with_u:
+                np.add(dc_cell[j], u[j], out=dst)
+                dst *= gates[t0 + j, :, H:2 * H]
+            else:
+                np.multiply(dc_cell[j], gates[t0 + j, :, H:2 * H], out=dst)
+            if csc is not None:
+                dst *= csc[t0 + j]
+        # ... and its gate gradients in one call (the same maths as the total stream)
+        rows = n * N
+        _gate_grads(
+            dh_cell.reshape(rows, H), dc_cell[:n].reshape(rows, H),
+            gates[t0:t1].reshape(rows, 4 * H), tanh_c[t0:t1].reshape(rows, H), c[t0:t1].reshape(rows, H),
+            _view_rows(dbuf[:n, :, 4 * H:], 4 * H),
+        )
+        # weight gradients of both streams for the chunk: one matmul [h_{t-1} | x_t | 1]^T [da | da_cell]
+        Z[:n, :, :H] = cache.h[t0:t1]
+        Z[:n, :, H:H + D] = cache.x[t0:t1]
+        d2 = dbuf[:n].reshape(rows, 8 * H)
+        np.matmul(Z[:n].reshape(rows, H + D + 1).T, d2, out=dW_chunk)
+        dW += dW_chunk
+        # input gradients of both streams: rows of d2 seen as (2 rows, 4H) = [total; cell]
+        dx[t0:t1] = (d2.reshape(2 * rows, 4 * H) @ WxT).reshape(n, N, 2, D)
+
+    def part(k, h0, c0):
+        cols = slice(4 * k * H, 4 * (k + 1) * H)
+        return LSTMGrads(
+            Wx=dW[H:H + D, cols].copy(), Wh=dW[:H, cols].copy(), b=dW[H + D, cols].copy(),
+            x=dx[:, :, k].copy(), h0=h0, c0=c0,
+        )
+
+    total = part(0, dh, dc)
+    cell = part(1, np.zeros((N, H), dt), dcc)
+    return PathGrads(total, cell, _difference(total, cell), readout)
+
+
+def gradient_paths_reference(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> PathGrads:
+    """The same split from two plain `lstm_backward` calls (total, and cell = every h-edge cut).
+
+    Slower; kept as the definition that `gradient_paths` is tested against."""
     T = cache.x.shape[0]
     total = lstm_backward(dhs, cache, h_scale=h_scale, c_scale=c_scale, dhT=dhT, dcT=dcT)
     cell = lstm_backward(dhs, cache, h_scale=np.zeros(T), c_scale=c_scale, dhT=dhT, dcT=dcT)
     return PathGrads(total, cell, _difference(total, cell))
 
 
-__all__ = ["GATES", "PathGrads", "gradient_paths"]
+# ---------------------------------------------------------------------------------------------
+# h-detach in expectation
+# ---------------------------------------------------------------------------------------------
+
+
+def h_detach_lambda(T: int, p: float, dtype=np.float64) -> np.ndarray:
+    """The h_scale (T,) of the expected h-detach gradient: lambda = 1 - p on every h-edge."""
+    p = check_probability("p", p)
+    return np.full(T, 1.0 - p, dtype=dtype)
+
+
+def expected_h_detach_gradient(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
+    """E[g] over h-detach masks with blocking probability p, computed exactly.
+
+    A mask cuts each h-edge independently with probability p and leaves the forward pass alone; the
+    gradient is multilinear in the per-step edge factors, so its expectation is the gradient with
+    every factor at its mean: `lstm_backward(dhs, cache, h_scale=full(T, 1 - p))`. Every backward
+    path with k h-edges is weighted (1 - p)^k; the pure cell path keeps weight 1.
+    dhs (T, N, H) or None; returns LSTMGrads.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
+    T = cache.x.shape[0]
+    lam = h_detach_lambda(T, p, cache.params.dtype)
+    return lstm_backward(dhs, cache, h_scale=lam, c_scale=c_scale, dhT=dhT, dcT=dcT)
+
+
+def expected_h_detach_paths(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=None, dcT=None, *,
+                            readout: LinearGrads | None = None) -> PathGrads:
+    """The expected h-detach gradient g(1 - p) split into its cell part and its h part.
+
+    The cell part is the same as for the plain gradient (no mask touches it); the h part is
+    weighted (1 - p)^k per path with k h-edges. Returns PathGrads.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
+    T = cache.x.shape[0]
+    lam = h_detach_lambda(T, p, cache.params.dtype)
+    return gradient_paths(dhs, cache, h_scale=lam, c_scale=c_scale, dhT=dhT, dcT=dcT, readout=readout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal credit: what reaches each earlier step, by path
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class TemporalCredit:
+    """Per-lag norms of what reaches earlier steps, for the total, cell and h parts.
+
+    Entry k of every array is step t = ref_step - k (lag k; steps are 0-based, step t produces
+    h_t = hs[t]). Norms are Euclidean over the batch and units.
+
+    dh[part] (L,): ||dL/dh_t||, everything reaching h_t (its own loss and later steps).
+    dc[part] (L,): ||dL/dc_t||, everything reaching c_t (through h_t and through c_{t+1}).
+    da[part] (L,): ||dL/da_t||, what reaches the gate pre-activations of step t.
+    weights[part][group] (L,): norm of step t's term in the gradient of a parameter group
+        ("Wx", "Wh", "b", "all", "Wh.f", ...), i.e. [h_{t-1} | x_t | 1]^T dL/da_t.
+    The cell part of dh is the loss at step t only: no path without an h-edge reaches h_t from
+    a later step.
+    """
+
+    ref_step: int
+    lags: np.ndarray  # (L,) 0 .. max_lag
+    dh: dict
+    dc: dict
+    da: dict
+    weights: dict
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self.ref_step - self.lags
+
+    def as_dict(self, groups=("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g"), digits: int = 7) -> dict:
+        """JSON-ready (lists of floats with `digits` significant digits); weight terms for
+        `groups` only (None: every group)."""
+        groups = tuple(self.weights["total"]) if groups is None else tuple(groups)
+        for g in groups:
+            check_group(g, self.weights["total"])
+        return {
+            "ref_step": int(self.ref_step), "lags": self.lags.tolist(),
+            "dh": {q: json_floats(v, digits) for q, v in self.dh.items()},
+            "dc": {q: json_floats(v, digits) for q, v in self.dc.items()},
+            "da": {q: json_floats(v, digits) for q, v in self.da.items()},
+            "weights": {q: {g: json_floats(d[g], digits) for g in groups} for q, d in self.weights.items()},
+        }
+
+
+def _last_loss_step(dhs, T, dhT, dcT) -> int:
+    if dhT is not None or dcT is not None or dhs is None:
+        return T - 1
+    active = np.flatnonzero(np.any(dhs != 0, axis=(1, 2)))
+    if active.size == 0:
+        raise ValueError("dhs is zero at every step and no dhT/dcT is given: no loss to assign credit for")
+    return int(active[-1])
+
+
+def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
+                    ref_step: int | None = None, max_lag: int | None = None) -> TemporalCredit:
+    """How much gradient reaches each earlier step, through the cell path and through the h path.
+
+    Arguments as for `lstm_backward`. `ref_step` (default: the last step where dhs is non-zero, or
+    T-1 with dhT/dcT) is where lag 0 is; `max_lag` (default ref_step) limits the lags reported and
+    must satisfy 0 <= max_lag <= ref_step < T. Returns TemporalCredit (arrays indexed by lag).
+
+    A plain step-by-step loop with both streams (two `_gate_grads` calls per step): written to be
+    read; the sum of its per-step weight terms equals `gradient_paths`.
+    """
+    T, N, H, dt = _check_backward_inputs(dhs, cache, dhT, dcT)
+    p = cache.params
+    D = p.input_size
+    if ref_step is None:
+        ref_step = _last_loss_step(dhs, T, dhT, dcT)
+    elif not isinstance(ref_step, (int, np.integer)) or not 0 <= ref_step < T:
+        raise ValueError(f"ref_step must be an integer step in [0, T-1={T - 1}], got {ref_step!r}")
+    if max_lag is None:
+        max_lag = ref_step
+    elif not isinstance(max_lag, (int, np.integer)) or not 0 <= max_lag <= ref_step:
+        raise ValueError(
+            f"max_lag must be an integer in [0, ref_step={ref_step}] (a lag beyond the start of the "
+            f"sequence of T={T} steps has no step), got {max_lag!r}"
+        )
+    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
+    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    L = int(max_lag) + 1
+    groups = param_groups()
+    dh_n = {q: np.zeros(L) for q in PARTS}
+    dc_n = {q: np.zeros(L) for q in PARTS}
+    da_n = {q: np.zeros(L) for q in PARTS}
+    w_n = {q: {g: np.zeros(L) for g in groups} for q in PARTS}
+
+    dh = np.zeros((N, H), dt) if dhT is None else dhT.copy()
+    dc = np.zeros((N, H), dt) if dcT is None else dcT.copy()
+    dhc, dcc = dh.copy(), dc.copy()
+    da, dac = np.empty((N, 4 * H), dt), np.empty((N, 4 * H), dt)
+    for t in range(T - 1, -1, -1):
+        if dhs is not None:
+            dh += dhs[t]  # the loss at step t reaches h_t directly (both streams)
+            dhc += dhs[t]
+        k = ref_step - t
+        if 0 <= k < L:
+            # full dL/dc_t: from c_{t+1} plus through h_t = o tanh(c_t)
+            o = cache.gates[t, :, 2 * H:3 * H]
+            dpath = o * (1 - cache.tanh_c[t] ** 2)
+            full = {"total": (dh, dc + dh * dpath), "cell": (dhc, dcc + dhc * dpath)}
+            full["h"] = (full["total"][0] - full["cell"][0], full["total"][1] - full["cell"][1])
+            for q in PARTS:
+                dh_n[q][k] = np.linalg.norm(full[q][0])
+                dc_n[q][k] = np.linalg.norm(full[q][1])
+        dc = _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da)
+        dcc = _gate_grads(dhc, dcc, cache.gates[t], cache.tanh_c[t], cache.c[t], dac)
+        if 0 <= k < L:
+            for q, a in (("total", da), ("cell", dac), ("h", da - dac)):
+                da_n[q][k] = np.linalg.norm(a)
+                step_grads = LSTMGrads(Wx=cache.x[t].T @ a, Wh=cache.h[t].T @ a, b=a.sum(axis=0),
+                                       x=None, h0=None, c0=None)
+                for g, v in _norms(step_grads).items():
+                    w_n[q][g][k] = v
+        # h-edge (total stream only) and cell edges (both streams)
+        if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
+            dh = np.zeros((N, H), dt)
+        else:
+            dh = da @ p.Wh.T
+            if hsc is not None:
+                dh *= hsc[t]
+        dhc = np.zeros((N, H), dt)
+        if csc is not None:
+            dc = dc * csc[t]
+            dcc = dcc * csc[t]
+    return TemporalCredit(int(ref_step), np.arange(L), dh_n, dc_n, da_n, w_n)
+
+
+__all__ = [
+    "GATES", "PARTS", "PathGrads", "TemporalCredit", "check_group", "expected_h_detach_gradient",
+    "expected_h_detach_paths", "gradient_paths", "gradient_paths_reference", "h_detach_lambda",
+    "param_groups", "path_ratios", "temporal_credit",
+]
