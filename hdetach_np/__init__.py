@@ -26,6 +26,11 @@ from .lstm import (
 )
 from .masks import sample_h_detach_mask
 from .paths import PathGrads, gradient_paths
+from .config import TrainConfig
+from .data import MNISTData, load_mnist, prepare_mnist
+from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
+from .runs import read_history
+from .train import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 
 __version__ = "0.1.0"
 
@@ -34,4 +39,7 @@ __all__ = [
     "LinearGrads", "LinearParams", "gate_slices", "gradcheck", "init_linear", "init_lstm",
     "linear_backward", "linear_forward", "lstm_backward", "lstm_forward", "lstm_step_backward",
     "lstm_step_forward", "mse_loss", "PathGrads", "gradient_paths", "sample_h_detach_mask", "softmax_cross_entropy",
+    "TrainConfig", "MNISTData", "load_mnist", "prepare_mnist", "SGD", "Adam", "RMSprop", "clip_grad_norm",
+    "make_optimizer", "read_history", "Model", "TrainingDiverged", "TrainResult", "evaluate", "evaluate_run",
+    "init_model", "train", "transfer_copying",
 ]

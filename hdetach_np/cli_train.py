@@ -7,7 +7,6 @@ value, an unknown config key) prints one line and exits with status 2; a run tha
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,6 +22,28 @@ CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "detach": ("h", "c"), "mask_
 def _fail(cmd: str, err: Exception, status: int = 1) -> int:
     print(f"hdetach-np {cmd}: error: {err}", file=sys.stderr)
     return status
+
+
+def _add_threads(group):
+    group.add_argument("--threads", type=int, default=0, metavar="N",
+                       help="limit BLAS to N threads (small matmuls often run faster on one thread when the cores are "
+                       "busy); needs the threadpoolctl package; 0 leaves BLAS as it is (default: 0)")
+
+
+def _blas_threads(n: int):
+    """A context that limits BLAS threads to n (n = 0: no change)."""
+    import contextlib
+
+    if n < 0:
+        raise ValueError(f"--threads must be >= 0, got {n}")
+    if n == 0:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ValueError("--threads needs the threadpoolctl package (pip install threadpoolctl); "
+                         "or set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting") from None
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _flag(name: str) -> str:
@@ -66,6 +87,7 @@ def _add_train(sub):
     run.add_argument("--data-dir", metavar="DIR", default=None,
                      help="MNIST cache folder (default: $HDETACH_NP_MNIST_DIR or ~/.cache/hdetach-np/mnist)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
+    _add_threads(run)
     cfg = p.add_argument_group("config (defaults are those of the original experiments)")
     for name, (default, text, task_dep) in field_help().items():
         if name == "task":
@@ -131,8 +153,9 @@ def _run_train(args) -> int:
     if not args.quiet:
         print(f"run folder: {run}" + (" (resumed)" if args.resume else ""), flush=True)
     try:
-        res = train(config, run, resume=bool(args.resume), stop_after=args.stop_after, quiet=args.quiet,
-                    data_dir=args.data_dir)
+        with _blas_threads(args.threads):
+            res = train(config, run, resume=bool(args.resume), stop_after=args.stop_after, quiet=args.quiet,
+                        data_dir=args.data_dir)
     except (TrainingDiverged, DataError, CheckpointError) as err:
         return _fail("train", err)
     b = res.best
@@ -164,6 +187,7 @@ def _add_eval(sub):
                    help="splits to evaluate (default: all the task has)")
     p.add_argument("--data-dir", metavar="DIR", default=None, help="MNIST cache folder (default: as for train)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
+    _add_threads(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -173,7 +197,8 @@ def _run_eval(args) -> int:
     from .train import evaluate_run
 
     try:
-        res = evaluate_run(args.run, which=args.which, splits=args.split, data_dir=args.data_dir)
+        with _blas_threads(args.threads):
+            res = evaluate_run(args.run, which=args.which, splits=args.split, data_dir=args.data_dir)
     except (DataError, CheckpointError) as err:
         return _fail("eval", err)
     if args.json:
@@ -196,6 +221,7 @@ def _add_transfer(sub):
     p.add_argument("--n", type=int, default=5000, help="sequences per T (default: 5000)")
     p.add_argument("--seed", type=int, default=555, help="seed of the fresh sequences (default: 555)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="model to use (default: best)")
+    _add_threads(p)
     p.set_defaults(func=_run_transfer)
 
 
@@ -208,7 +234,8 @@ def _run_transfer(args) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     try:
-        rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which)
+        with _blas_threads(args.threads):
+            rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which)
     except CheckpointError as err:
         return _fail("transfer", err)
     print(f"{'T':>7}{'loss':>12}{'accuracy':>10}")

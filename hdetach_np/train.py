@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runs
-from .config import MNIST_TASKS, TrainConfig
+from .config import TrainConfig
 from .linear import LinearParams, init_linear, linear_backward, linear_forward
 from .losses import mse_loss, softmax_cross_entropy
 from .lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
@@ -412,7 +412,9 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
         except ValueError as err:
             raise runs.CheckpointError(f"{ckpt_path}: {err}") from err
         rng = _restore_rng(meta.get("rng"), str(ckpt_path))
-        start, best = int(meta["iteration"]), meta.get("best")
+        start, best = meta.get("iteration"), meta.get("best")
+        if not isinstance(start, int) or not 0 <= start <= cfg.total_iterations:
+            raise runs.CheckpointError(f"{ckpt_path}: invalid iteration {start!r}")
         seconds_before = float(meta.get("seconds", 0.0))
         history = runs.HistoryWriter(run / runs.HISTORY, runs.truncate_history(run / runs.HISTORY, start))
     else:
@@ -429,12 +431,18 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
         start, best = 0, None
         history = runs.HistoryWriter(run / runs.HISTORY if run is not None else None)
 
+    if resume and not quiet and (run / runs.VERSIONS).is_file():
+        then, now = runs.read_json(run / runs.VERSIONS), runs.versions()
+        changed = [f"{k} {then.get(k)} -> {now[k]}" for k in ("python", "numpy") if then.get(k) != now[k]]
+        if changed:
+            print(f"warning: resuming with {', '.join(changed)}; the continuation may differ in the last bits",
+                  file=sys.stderr)
     ipe, total = cfg.iterations_per_epoch_resolved, cfg.total_iterations
     stop = total if stop_after is None else min(total, max(stop_after, start))
     last_ckpt = start if resume else None
     t0 = time.perf_counter()
     bar = _progress(cfg, start, total, quiet)
-    say = (bar.write if bar is not None else print) if not quiet else (lambda s: None)
+    say = (bar.write if bar is not None else lambda s: print(s, flush=True)) if not quiet else (lambda s: None)
 
     def seconds():
         return seconds_before + time.perf_counter() - t0
