@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import MNISTData, load_mnist, prepare_mnist
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import read_history
-from .train import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
+from .training import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 
 __version__ = "0.1.0"
 

@@ -136,7 +136,7 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
 def _run_train(args) -> int:
     from .data import DataError
     from .runs import CheckpointError, read_json
-    from .train import TrainingDiverged, train
+    from .training import TrainingDiverged, train
 
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
@@ -194,7 +194,7 @@ def _add_eval(sub):
 def _run_eval(args) -> int:
     from .data import DataError
     from .runs import CheckpointError
-    from .train import evaluate_run
+    from .training import evaluate_run
 
     try:
         with _blas_threads(args.threads):
@@ -227,7 +227,7 @@ def _add_transfer(sub):
 
 def _run_transfer(args) -> int:
     from .runs import CheckpointError, read_json, write_json
-    from .train import transfer_copying
+    from .training import transfer_copying
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")

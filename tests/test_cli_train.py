@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import hdetach_np.train as tr
+import hdetach_np.training as tr
 from hdetach_np.cli import build_parser, main
 from hdetach_np.config import TrainConfig
 
