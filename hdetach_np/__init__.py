@@ -47,6 +47,11 @@ from .paths import (
     temporal_credit,
 )
 from .suppression import SuppressionConfig, SuppressionResult, scale_params, suppression_sweep
+from .config import TrainConfig
+from .data import MNISTData, load_mnist, prepare_mnist
+from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
+from .runs import read_history
+from .training import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 
 __version__ = "0.1.0"
 
@@ -60,4 +65,7 @@ __all__ = [
     "TemporalCredit", "expected_h_detach_gradient", "expected_h_detach_paths", "forward_mode",
     "gradient_paths_reference", "h_detach_lambda", "jacobian_products", "param_groups", "path_ratios",
     "plots", "scale_params", "step_jacobians", "suppression_sweep", "temporal_credit",
+    "TrainConfig", "MNISTData", "load_mnist", "prepare_mnist", "SGD", "Adam", "RMSprop", "clip_grad_norm",
+    "make_optimizer", "read_history", "Model", "TrainingDiverged", "TrainResult", "evaluate", "evaluate_run",
+    "init_model", "train", "transfer_copying",
 ]

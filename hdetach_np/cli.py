@@ -43,6 +43,10 @@ def _run_check(args) -> int:
 
 COMMANDS = [_add_check, _add_notebooks]
 
+from .cli_train import _add_data, _add_eval, _add_plot, _add_train, _add_transfer  # noqa: E402
+
+COMMANDS += [_add_train, _add_eval, _add_transfer, _add_plot, _add_data]
+
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__

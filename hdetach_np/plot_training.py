@@ -1,0 +1,102 @@
+"""Training curves from run histories (see runs.py for the record layout).
+
+Every function takes a matplotlib `ax`, draws on it and returns it; nothing here calls plt.show()
+or writes files.
+
+    from hdetach_np.runs import read_history
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    plot_runs({"p=0": read_history("runs/a"), "p=0.5": read_history("runs/b")}, axes)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def training_curve(history: list, key: str = "loss", smooth: int = 1):
+    """(iterations, values) of a training-record field ("loss", "accuracy", "grad_norm"), with a
+    trailing moving average over `smooth` records (1 = raw)."""
+    recs = [r for r in history if key in r and "split" not in r and "paths" not in r and r.get(key) is not None]
+    it = np.array([r["iteration"] for r in recs], dtype=float)
+    v = np.array([r[key] for r in recs], dtype=float)
+    if smooth > 1 and len(v):
+        c = np.cumsum(np.insert(v, 0, 0.0))  # c[j] = sum of the first j values
+        end = np.arange(1, len(v) + 1)
+        start = np.maximum(end - smooth, 0)
+        v = (c[end] - c[start]) / (end - start)  # mean of the last `smooth` values up to each point
+    return it, v
+
+
+def eval_curve(history: list, split: str = "valid", key: str = "accuracy"):
+    """(iterations, values) of the evaluation records of one split."""
+    recs = [r for r in history if r.get("split") == split and r.get(key) is not None]
+    return (np.array([r["iteration"] for r in recs], dtype=float), np.array([r[key] for r in recs], dtype=float))
+
+
+def plot_training_loss(ax, history: list, label=None, smooth: int = 50, log: bool | None = None, **kw):
+    """Training loss against iteration, smoothed over `smooth` records. log=None: a log axis when
+    the curve spans more than a factor of 10."""
+    it, v = training_curve(history, "loss", smooth)
+    ax.plot(it, v, label=label, **kw)
+    if log is None:
+        log = bool(len(v)) and (v > 0).all() and v.max() > 10 * v.min()
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss" + (f" (mean of {smooth})" if smooth > 1 else ""))
+    return ax
+
+
+def plot_eval(ax, history: list, key: str = "accuracy", split: str = "valid", label=None, **kw):
+    """A validation (or test) metric at each evaluation, against iteration."""
+    it, v = eval_curve(history, split, key)
+    ax.plot(it, v, marker="o" if len(v) < 30 else None, markersize=3, label=label, **kw)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"{split} {key}")
+    return ax
+
+
+def plot_grad_norm(ax, history: list, label=None, smooth: int = 50, **kw):
+    """Gradient norm before clipping, smoothed, on a log axis."""
+    it, v = training_curve(history, "grad_norm", smooth)
+    ax.plot(it, v, label=label, **kw)
+    if len(v) and (v > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("gradient norm (before clipping)")
+    return ax
+
+
+def path_norm_curve(history: list, part: str = "cell", param: str = "all"):
+    """(iterations, norms) of one part ("total", "cell", "h") of the logged gradient-path norms."""
+    recs = [r["paths"] for r in history if "paths" in r]
+    return (np.array([p["iteration"] for p in recs], dtype=float),
+            np.array([p["norms"][part][param] for p in recs], dtype=float))
+
+
+def plot_path_norms(ax, history: list, param: str = "all", label=None, **kw):
+    """The cell-path and h-path gradient norms logged during training (log_paths_every > 0)."""
+    prefix = f"{label}: " if label else ""
+    for part, style in (("cell", "-"), ("h", "--")):
+        it, v = path_norm_curve(history, part, param)
+        ax.plot(it, v, style, label=f"{prefix}{part} path", **kw)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"gradient norm of {param}")
+    return ax
+
+
+def plot_runs(histories: dict, axes, smooth: int = 50):
+    """Overlay several runs ({label: history}) on three axes: training loss, validation loss,
+    validation accuracy (regression runs leave the last one empty). Returns `axes`."""
+    for label, h in histories.items():
+        plot_training_loss(axes[0], h, label=label, smooth=smooth)
+        color = axes[0].lines[-1].get_color()
+        plot_eval(axes[1], h, "loss", label=label, color=color)
+        if len(eval_curve(h, "valid", "accuracy")[0]):
+            plot_eval(axes[2], h, "accuracy", label=label, color=color)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+    return axes
