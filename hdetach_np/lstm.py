@@ -30,9 +30,9 @@ loop and hoist the input projection and the weight-gradient matmuls out of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
 
 from ._validate import check_array, check_choice, check_generator, float_dtype
 
@@ -129,45 +129,79 @@ def gate_slices(H: int) -> dict[str, slice]:
 
 
 def _activate(a: np.ndarray) -> np.ndarray:
-    """Pre-activations (N, 4H) -> gates [i, f, o, g] (N, 4H), IN PLACE. Returns `a`."""
+    """Pre-activations (N, 4H) -> gates [i, f, o, g] (N, 4H), IN PLACE. Returns `a`.
+
+    sigmoid(x) = (1 + tanh(x / 2)) / 2, so one fast tanh call serves all four gates.
+    """
     H = a.shape[-1] // 4
-    expit(a[:, :3 * H], out=a[:, :3 * H])  # i, f, o = sigmoid(.)  (one call for three gates)
-    np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])  # g = tanh(.)
+    s = a[:, :3 * H]  # the i, f, o blocks (a view)
+    s *= 0.5
+    np.tanh(a, out=a)  # tanh(a_ifo / 2) and g = tanh(a_g), one call for four gates
+    s += 1.0
+    s *= 0.5  # i, f, o = (1 + tanh(a_ifo / 2)) / 2 = sigmoid(a_ifo)
     return a
 
 
-def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out):
-    """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs."""
+def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
+    """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs.
+
+    work: optional (N, H) scratch array of the same dtype (allocated when None).
+    """
     H = c_prev.shape[-1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    ig = np.multiply(i, g, out=work)
     np.multiply(f, c_prev, out=c_out)
-    c_out += i * g
+    c_out += ig
     np.tanh(c_out, out=tanh_c_out)
     np.multiply(o, tanh_c_out, out=h_out)
 
 
-def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out):
+class _GradWork(NamedTuple):
+    """Scratch arrays for `_gate_grads`, reused across the steps of a sequence."""
+
+    dc: np.ndarray  # (N, H)
+    deriv: np.ndarray  # (N, 4H)
+    other: np.ndarray  # (N, 4H)
+
+
+def _grad_work(N: int, H: int, dtype) -> _GradWork:
+    return _GradWork(np.empty((N, H), dtype), np.empty((N, 4 * H), dtype), np.empty((N, 4 * H), dtype))
+
+
+def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out, dc_prev_out=None, work: _GradWork | None = None):
     """Backprop one cell from the adjoints at step t to its pre-activations.
 
     dh: dL/dh_t (N, H), everything that reaches h_t. dc: dL/dc_t (N, H) from step t+1 only (the
     path through h_t is added here). Writes dL/da_t into `da_out` (N, 4H) and returns
     dL/dc_{t-1} along the cell edge (before any c_scale). Inputs are not modified.
+    dc_prev_out: optional (N, H) array for the result; it may be `dc` itself (read before written).
+    work: optional scratch from `_grad_work(N, H, dtype)` (allocated when None).
     """
     H = c_prev.shape[-1]
+    if work is None:
+        work = _grad_work(c_prev.shape[0], H, da_out.dtype)
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     di, df, do, dg = da_out[:, :H], da_out[:, H:2 * H], da_out[:, 2 * H:3 * H], da_out[:, 3 * H:]
-    # backprop into o and c_t through h_t = o * tanh(c_t)
+    # backprop into o and c_t through h_t = o * tanh(c_t): dc_t += dh * o * (1 - tanh(c_t)^2)
     np.multiply(dh, tanh_c, out=do)
-    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    dct = np.multiply(tanh_c, tanh_c, out=work.dc)
+    np.subtract(1.0, dct, out=dct)
+    dct *= o
+    dct *= dh
+    dct += dc
     # backprop into f, i, g and c_{t-1} through c_t = f * c_{t-1} + i * g
-    np.multiply(dc, c_prev, out=df)
-    np.multiply(dc, g, out=di)
-    np.multiply(dc, i, out=dg)
-    dc_prev = dc * f
-    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2
-    s = gates[:, :3 * H]
-    da_out[:, :3 * H] *= s * (1 - s)
-    dg *= 1 - g * g
+    np.multiply(dct, c_prev, out=df)
+    np.multiply(dct, g, out=di)
+    np.multiply(dct, i, out=dg)
+    dc_prev = np.multiply(dct, f, out=dc_prev_out)
+    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2 = (1 - g)(1 + g),
+    # as one product (1 - gates) * [s | 1 + g] over all four blocks
+    deriv = np.subtract(1.0, gates, out=work.deriv)
+    other = work.other
+    np.copyto(other, gates)
+    other[:, 3 * H:] += 1.0
+    deriv *= other
+    da_out *= deriv
     return dc_prev
 
 
@@ -205,7 +239,7 @@ def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
     N = x_t.shape[0]
     check_array("h_prev", h_prev, (N, H), dt, letters="NH")
     check_array("c_prev", c_prev, (N, H), dt, letters="NH")
-    a = x_t @ params.Wx + h_prev @ params.Wh + params.b  # (N, 4H)
+    a = x_t @ params.Wx + params.b + h_prev @ params.Wh  # (N, 4H), summed in the order lstm_forward uses
     gates = _activate(a)
     c, tanh_c, h = (np.empty((N, H), dt) for _ in range(3))
     _cell_forward(gates, c_prev, c, tanh_c, h)
@@ -317,14 +351,15 @@ def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
             buf[0] = check_array(name, v, (N, H), dt, letters="NH")
     tanh_c = np.empty((T, N, H), dt)
     # input projection for all steps in one matmul; the buffer becomes the gates in place
-    gates = (x.reshape(T * N, D) @ params.Wx).reshape(T, N, 4 * H)  # (T, N, 4H)
+    gates = np.matmul(x.reshape(T * N, D), params.Wx).reshape(T, N, 4 * H)  # (T, N, 4H)
     gates += params.b
     hWh = np.empty((N, 4 * H), dt)
+    work = np.empty((N, H), dt)
     for t in range(T):
         np.matmul(h[t], params.Wh, out=hWh)
         gates[t] += hWh  # a_t = x_t Wx + b + h_{t-1} Wh
         _activate(gates[t])
-        _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1])
+        _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1], work)
     return h[1:], LSTMCache(x, h, c, gates, tanh_c, params)
 
 
@@ -363,30 +398,40 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
     dh = np.zeros((N, H), dt) if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH").copy()
     dc = np.zeros((N, H), dt) if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH").copy()
 
-    das = np.empty((T, N, 4 * H), dt)  # dL/da_t for every step
-    WhT = p.Wh.T
-    for t in range(T - 1, -1, -1):
-        if dhs is not None:
-            dh += dhs[t]  # the loss at step t reaches h_t directly
-        dc = _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], das[t])
-        # backprop into h_{t-1} along the edge h_{t-1} -> a_t, scaled by h_scale[t]
-        if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
-            dh.fill(0)  # a detached step needs no Wh product
-        else:
-            np.matmul(das[t], WhT, out=dh)
-            if hsc is not None:
-                dh *= hsc[t]
-        # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
-        if csc is not None:
-            dc *= csc[t]
+    das = np.empty((min(T, _chunk_steps(N, H)), N, 4 * H), dt)  # dL/da_t for one chunk of steps
+    work = _grad_work(N, H, dt)
+    WhT = np.ascontiguousarray(p.Wh.T)  # (4H, H)
+    WxT = np.ascontiguousarray(p.Wx.T)  # (4H, D)
+    dWx, dWh, db = np.zeros_like(p.Wx), np.zeros_like(p.Wh), np.zeros_like(p.b)
+    dx = np.empty((T, N, D), dt)
+    for stop in range(T, 0, -len(das)):
+        start = max(0, stop - len(das))
+        for t in range(stop - 1, start - 1, -1):
+            da = das[t - start]
+            if dhs is not None:
+                dh += dhs[t]  # the loss at step t reaches h_t directly
+            _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da, dc, work)
+            # backprop into h_{t-1} along the edge h_{t-1} -> a_t, scaled by h_scale[t]
+            if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
+                dh.fill(0)  # a detached step needs no Wh product
+            else:
+                np.matmul(da, WhT, out=dh)
+                if hsc is not None:
+                    dh *= hsc[t]
+            # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
+            if csc is not None:
+                dc *= csc[t]
+        # weight gradients and dx of this chunk of steps, one matmul each
+        M = (stop - start) * N
+        da2 = das[:stop - start].reshape(M, 4 * H)  # (M, 4H)
+        dWh += cache.h[start:stop].reshape(M, H).T @ da2
+        dWx += cache.x[start:stop].reshape(M, D).T @ da2
+        db += da2.sum(axis=0)
+        np.matmul(da2, WxT, out=dx[start:stop].reshape(M, D))
+    return LSTMGrads(Wx=dWx, Wh=dWh, b=db, x=dx, h0=dh, c0=dc)
 
-    # weight gradients for all steps in one matmul each
-    das2 = das.reshape(T * N, 4 * H)
-    return LSTMGrads(
-        Wx=cache.x.reshape(T * N, D).T @ das2,
-        Wh=cache.h[:-1].reshape(T * N, H).T @ das2,
-        b=das2.sum(axis=0),
-        x=(das2 @ p.Wx.T).reshape(T, N, D),
-        h0=dh,
-        c0=dc,
-    )
+
+def _chunk_steps(N: int, H: int) -> int:
+    """Steps per weight-gradient matmul in `lstm_backward`: about 1024 rows of dL/da, so the
+    chunk is still in cache when it is multiplied, and the backward holds no (T, N, 4H) array."""
+    return max(1, 1024 // N)
