@@ -26,6 +26,7 @@ from .lstm import (
 )
 from .masks import sample_h_detach_mask
 from .paths import PathGrads, gradient_paths
+from .threads import blas_threads
 
 __version__ = "0.1.0"
 
@@ -34,4 +35,5 @@ __all__ = [
     "LinearGrads", "LinearParams", "gate_slices", "gradcheck", "init_linear", "init_lstm",
     "linear_backward", "linear_forward", "lstm_backward", "lstm_forward", "lstm_step_backward",
     "lstm_step_forward", "mse_loss", "PathGrads", "gradient_paths", "sample_h_detach_mask", "softmax_cross_entropy",
+    "blas_threads",
 ]
