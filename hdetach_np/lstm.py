@@ -23,8 +23,22 @@ Both accept shape (T,) (one factor per step, shared by the batch, as in the orig
 The forward pass never changes: a detached copy has the same value.
 
 The step functions (`lstm_step_forward`, `lstm_step_backward`) are the maths a student reads; the
-sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers inside the time
-loop and hoist the input projection and the weight-gradient matmuls out of it.
+sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers (`_activate`,
+`_cell_forward`, `_gate_grads`) inside the time loop. Speed comes from how the work is laid out,
+not from a second implementation:
+- one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
+  the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
+  and dW += [x_t, 1, h_{t-1}]^T da_t for all three weight gradients at once;
+- one tanh call for the four gates (sigmoid(x) = (1 + tanh(x / 2)) / 2);
+- every elementwise op writes into preallocated arrays (`out=`), reused across steps;
+- a detached step (h_scale[t] == 0 for the whole batch) skips its Wh product.
+
+Memory layout. `lstm_forward` stores each step's arrays unit-major: the cache's h[t], c[t], tanh_c[t]
+(N, H) and gates[t] (N, 4H) are transposed views of contiguous (H, N) and (4H, N) blocks. Each gate
+block is then one contiguous slab, and every elementwise op of a step runs over contiguous memory
+(with the batch-major layout each (N, H) gate block is N separate rows). Shapes and values are
+those documented here; only the strides differ. Copy with np.ascontiguousarray if an array must be
+C-contiguous.
 """
 
 from __future__ import annotations
@@ -126,6 +140,15 @@ def gate_slices(H: int) -> dict[str, slice]:
 # ---------------------------------------------------------------------------------------------
 # The maths of one step, shared by the step functions and the sequence functions
 # ---------------------------------------------------------------------------------------------
+
+
+def _stacked_weights(params: LSTMParams) -> np.ndarray:
+    """W = [Wx; b; Wh] (D+1+H, 4H), so that a_t = x_t Wx + b + h_{t-1} Wh = [x_t, 1, h_{t-1}] W.
+
+    One matmul per step then gives the pre-activations, bias included, with no matmul over a
+    short inner dimension D (slow in BLAS when D is 1) and no extra pass over the gates.
+    """
+    return np.concatenate([params.Wx, params.b[None, :], params.Wh])
 
 
 def _activate(a: np.ndarray) -> np.ndarray:
@@ -239,7 +262,8 @@ def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
     N = x_t.shape[0]
     check_array("h_prev", h_prev, (N, H), dt, letters="NH")
     check_array("c_prev", c_prev, (N, H), dt, letters="NH")
-    a = x_t @ params.Wx + params.b + h_prev @ params.Wh  # (N, 4H), summed in the order lstm_forward uses
+    xh = np.concatenate([x_t, np.ones((N, 1), dt), h_prev], axis=1)  # (N, D+1+H) = [x_t, 1, h_{t-1}]
+    a = xh @ _stacked_weights(params)  # a_t = x_t Wx + b + h_{t-1} Wh  (N, 4H)
     gates = _activate(a)
     c, tanh_c, h = (np.empty((N, H), dt) for _ in range(3))
     _cell_forward(gates, c_prev, c, tanh_c, h)
@@ -329,11 +353,17 @@ class LSTMGrads:
         return LSTMParams(self.Wx, self.Wh, self.b)
 
 
+def _unit_major(N: int, F: int, dtype) -> np.ndarray:
+    """An (N, F) array stored as its transpose: each column block (a gate, a unit) is contiguous."""
+    return np.empty((F, N), dtype).T
+
+
 def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
     """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
 
     Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
-    x, h0, c0 must have that dtype too (no silent casting).
+    x, h0, c0 must have that dtype too (no silent casting). The cache's arrays (and hs) are
+    unit-major views (see "Memory layout" in the module docstring).
     """
     if not isinstance(params, LSTMParams):
         raise TypeError(f"params must be LSTMParams (see init_lstm), got {type(params).__name__}")
@@ -342,24 +372,28 @@ def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
     T, N, _ = x.shape
     if T < 1 or N < 1:
         raise ValueError(f"x must have T >= 1 and N >= 1, got shape {x.shape}")
-    h = np.empty((T + 1, N, H), dt)
-    c = np.empty((T + 1, N, H), dt)
-    for name, v, buf in (("h0", h0, h), ("c0", c0, c)):
+    # stored unit-major: step t of h is the contiguous (H, N) slab hT[t]; the views below are (N, H)
+    hT, cT = np.empty((T + 1, H, N), dt), np.empty((T + 1, H, N), dt)
+    for name, v, buf in (("h0", h0, hT), ("c0", c0, cT)):
         if v is None:
             buf[0] = 0
         else:
-            buf[0] = check_array(name, v, (N, H), dt, letters="NH")
-    tanh_c = np.empty((T, N, H), dt)
-    # input projection for all steps in one matmul; the buffer becomes the gates in place
-    gates = np.matmul(x.reshape(T * N, D), params.Wx).reshape(T, N, 4 * H)  # (T, N, 4H)
-    gates += params.b
-    hWh = np.empty((N, 4 * H), dt)
-    work = np.empty((N, H), dt)
+            buf[0] = check_array(name, v, (N, H), dt, letters="NH").T
+    gatesT, tanh_cT = np.empty((T, 4 * H, N), dt), np.empty((T, H, N), dt)
+    h, c = hT.transpose(0, 2, 1), cT.transpose(0, 2, 1)  # (T+1, N, H)
+    gates, tanh_c = gatesT.transpose(0, 2, 1), tanh_cT.transpose(0, 2, 1)  # (T, N, 4H), (T, N, H)
+
+    W = _stacked_weights(params)  # (D+1+H, 4H)
+    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
+    xhT[D] = 1
+    xhT[D + 1:] = hT[0]
+    work = _unit_major(N, H, dt)
     for t in range(T):
-        np.matmul(h[t], params.Wh, out=hWh)
-        gates[t] += hWh  # a_t = x_t Wx + b + h_{t-1} Wh
+        xhT[:D] = x[t].T
+        np.matmul(xhT.T, W, out=gates[t])  # a_t = [x_t, 1, h_{t-1}] W, written into the cache
         _activate(gates[t])
         _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1], work)
+        xhT[D + 1:] = hT[t + 1]
     return h[1:], LSTMCache(x, h, c, gates, tanh_c, params)
 
 
@@ -395,43 +429,41 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
         check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
     hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
     csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    dh = np.zeros((N, H), dt) if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH").copy()
-    dc = np.zeros((N, H), dt) if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH").copy()
+    # the running adjoints, unit-major like the cache; dh lives in the top rows of `out`
+    out = _unit_major(N, H + D, dt)  # [dL/dh_{t-1}, dL/dx_t], written by one matmul per step
+    dh, dc = out[:, :H], _unit_major(N, H, dt)  # (N, H) views
+    dh[...] = 0 if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH")
+    dc[...] = 0 if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH")
 
-    das = np.empty((min(T, _chunk_steps(N, H)), N, 4 * H), dt)  # dL/da_t for one chunk of steps
-    work = _grad_work(N, H, dt)
-    WhT = np.ascontiguousarray(p.Wh.T)  # (4H, H)
-    WxT = np.ascontiguousarray(p.Wx.T)  # (4H, D)
-    dWx, dWh, db = np.zeros_like(p.Wx), np.zeros_like(p.Wh), np.zeros_like(p.b)
+    da = _unit_major(N, 4 * H, dt)  # dL/da_t (N, 4H)
+    work = _GradWork(_unit_major(N, H, dt), _unit_major(N, 4 * H, dt), _unit_major(N, 4 * H, dt))
+    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
+    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}], unit-major
+    xhT[D] = 1
+    dW, dW_t = np.zeros((D + 1 + H, 4 * H), dt), np.empty((D + 1 + H, 4 * H), dt)  # [dWx; db; dWh]
     dx = np.empty((T, N, D), dt)
-    for stop in range(T, 0, -len(das)):
-        start = max(0, stop - len(das))
-        for t in range(stop - 1, start - 1, -1):
-            da = das[t - start]
-            if dhs is not None:
-                dh += dhs[t]  # the loss at step t reaches h_t directly
-            _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da, dc, work)
-            # backprop into h_{t-1} along the edge h_{t-1} -> a_t, scaled by h_scale[t]
-            if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
-                dh.fill(0)  # a detached step needs no Wh product
-            else:
-                np.matmul(da, WhT, out=dh)
-                if hsc is not None:
-                    dh *= hsc[t]
-            # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
-            if csc is not None:
-                dc *= csc[t]
-        # weight gradients and dx of this chunk of steps, one matmul each
-        M = (stop - start) * N
-        da2 = das[:stop - start].reshape(M, 4 * H)  # (M, 4H)
-        dWh += cache.h[start:stop].reshape(M, H).T @ da2
-        dWx += cache.x[start:stop].reshape(M, D).T @ da2
-        db += da2.sum(axis=0)
-        np.matmul(da2, WxT, out=dx[start:stop].reshape(M, D))
-    return LSTMGrads(Wx=dWx, Wh=dWh, b=db, x=dx, h0=dh, c0=dc)
-
-
-def _chunk_steps(N: int, H: int) -> int:
-    """Steps per weight-gradient matmul in `lstm_backward`: about 1024 rows of dL/da, so the
-    chunk is still in cache when it is multiplied, and the backward holds no (T, N, 4H) array."""
-    return max(1, 1024 // N)
+    for t in range(T - 1, -1, -1):
+        if dhs is not None:
+            dh += dhs[t]  # the loss at step t reaches h_t directly
+        _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da, dc, work)
+        # weight gradients through a_t = [x_t, 1, h_{t-1}] W: dW += [x_t, 1, h_{t-1}]^T da_t
+        xhT[:D] = cache.x[t].T
+        xhT[D + 1:] = cache.h[t].T
+        np.matmul(xhT, da, out=dW_t)
+        dW += dW_t
+        # backprop into x_t and, along the edge h_{t-1} -> a_t scaled by h_scale[t], into h_{t-1}
+        if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
+            np.matmul(da, WhxT[:, H:], out=out[:, H:])  # a detached step needs no Wh product
+            dh.fill(0)
+        else:
+            np.matmul(da, WhxT, out=out)
+            if hsc is not None:
+                dh *= hsc[t]
+        dx[t] = out[:, H:]
+        # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
+        if csc is not None:
+            dc *= csc[t]
+    return LSTMGrads(
+        Wx=dW[:D].copy(), Wh=dW[D + 1:].copy(), b=dW[D].copy(), x=dx,
+        h0=np.ascontiguousarray(dh), c0=np.ascontiguousarray(dc),
+    )
