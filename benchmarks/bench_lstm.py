@@ -24,8 +24,9 @@ meaningful on a shared, busy machine; absolute seconds drift between runs, ratio
                                          the readout's three matmuls
      floor-f32, floor-f64                the same plus the transcendental functions: one tanh over
                                          (N, 4H) and one over (N, H) per step and the softmax's exp
-   and, when threadpoolctl is installed, ours-f32-p0 and torch-lstm-f32 again with the other
-   thread count ("@2" or "@1").
+   The pixel-MNIST table is float32 only (its float64 runs take seconds each).
+   Threads: ours-f32-p0 and torch-lstm-f32 with 1 and 2 threads (copying config, needs
+   threadpoolctl), in a table of their own with a pause after each change of the thread count.
 2. Detach sweep: the copying config, float32, the backward pass alone, p in {0, .25, .5, .75, 1}:
    a detached step skips its Wh product, so the time falls with p.
 3. Scaling: T in {100, 300, 1000} x H in {64, 128, 256} x N in {1, 32, 100} (D=1, float32,
@@ -118,11 +119,18 @@ class Threads:
         self.current = n
 
 
-def interleaved(variants: dict, threads: Threads, repeats: int, warmup: int = 2) -> dict:
-    """variants: name -> (function, threads or None). Returns name -> timing summary (seconds)."""
-    for name, (fn, n) in variants.items():
-        if n is not None:
+def interleaved(variants: dict, threads: Threads, repeats: int, warmup: int = 2, settle: float = 0.0) -> dict:
+    """variants: name -> (function, threads or None). Returns name -> timing summary (seconds).
+
+    Order A B C ... then ... C B A, so no variant always follows the same one. `settle` seconds
+    of untimed pause follow every change of the thread count."""
+    def use(n):
+        if n is not None and n != threads.current:
             threads.set(n)
+            time.sleep(settle)
+
+    for name, (fn, n) in variants.items():
+        use(n)
         for _ in range(warmup):
             fn()
     times = {name: [] for name in variants}
@@ -130,8 +138,7 @@ def interleaved(variants: dict, threads: Threads, repeats: int, warmup: int = 2)
     for r in range(repeats):
         for name in order if r % 2 == 0 else order[::-1]:
             fn, n = variants[name]
-            if n is not None:
-                threads.set(n)
+            use(n)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -292,11 +299,12 @@ def floor(cfg: Config, dtype, transcendentals: bool, seed: int = 0):
 
 
 def bench_configs(configs, torch, threads: Threads, n_threads: int, repeats: int, pixel_repeats: int, warmup: int):
-    other = 2 if n_threads == 1 else 1
     results = {}
     for cfg in configs:
         v = {}
-        for dname, dt in (("f32", np.float32), ("f64", np.float64)):
+        # float64 only for the copying config: the pixel-MNIST float64 runs take seconds each
+        dtypes = (("f32", np.float32), ("f64", np.float64)) if cfg.name == "copying" else (("f32", np.float32),)
+        for dname, dt in dtypes:
             v[f"ours-{dname}-p0"] = (ours(cfg, dt, 0.0), n_threads)
             v[f"ours-{dname}-p{P_DETACH}"] = (ours(cfg, dt, P_DETACH), n_threads)
             if torch is not None:
@@ -305,31 +313,43 @@ def bench_configs(configs, torch, threads: Threads, n_threads: int, repeats: int
                 v[f"torch-loop-{dname}-p{P_DETACH}"] = (torch_loop(torch, cfg, tdt, P_DETACH), n_threads)
             v[f"floor-gemm-{dname}"] = (floor(cfg, dt, transcendentals=False), n_threads)
             v[f"floor-{dname}"] = (floor(cfg, dt, transcendentals=True), n_threads)
-        if threads.can_set:
-            v[f"ours-f32-p0@{other}"] = (ours(cfg, np.float32, 0.0), other)
-            if torch is not None:
-                v[f"torch-lstm-f32@{other}"] = (torch_lstm(torch, cfg, torch.float32), other)
         n_rep = repeats if cfg.name == "copying" else pixel_repeats
         print(f"[{cfg.name}] {len(v)} variants x {n_rep} repeats ...", flush=True)
         timing = interleaved(v, threads, n_rep, warmup)
-        results[cfg.name] = {"config": asdict(cfg), "threads": n_threads, "other_threads": other,
-                             "repeats": n_rep, "timing": timing, "ratios": _ratios(timing, other)}
+        results[cfg.name] = {"config": asdict(cfg), "threads": n_threads, "repeats": n_rep,
+                             "timing": timing, "ratios": _ratios(timing)}
         print(format_config(results[cfg.name]), flush=True)
     return results
 
 
-def _ratios(timing: dict, other: int) -> dict:
+def _ratios(timing: dict) -> dict:
     med = {k: t["median"] for k, t in timing.items()}
     out = {}
     for num in [k for k in med if k.startswith("ours-")]:
         dname = "f32" if "-f32" in num else "f64"
         for den in (f"torch-lstm-{dname}", f"torch-loop-{dname}-p{P_DETACH}", f"floor-{dname}", f"floor-gemm-{dname}"):
-            if den in med and "@" not in num:
+            if den in med:
                 out[f"{num} / {den}"] = med[num] / med[den]
-    for base in ("ours-f32-p0", "torch-lstm-f32"):
-        if f"{base}@{other}" in med:
-            out[f"{base}@{other} / {base}"] = med[f"{base}@{other}"] / med[base]
     return out
+
+
+def bench_threads(cfg: Config, torch, threads: Threads, repeats: int, warmup: int):
+    """ours-f32-p0 and torch-lstm-f32 with 1 and 2 threads, interleaved. After each change of the
+    thread count the run pauses (untimed) so that BLAS threads still spinning from the previous
+    variant do not steal the core of the next one."""
+    v = {}
+    for n in (1, 2):
+        v[f"ours-f32-p0@{n}"] = (ours(cfg, np.float32, 0.0), n)
+        if torch is not None:
+            v[f"torch-lstm-f32@{n}"] = (torch_lstm(torch, cfg, torch.float32), n)
+    print(f"[threads, {cfg.name}] {len(v)} variants x {repeats} repeats ...", flush=True)
+    timing = interleaved(v, threads, repeats, warmup, settle=0.3)
+    med = {k: t["median"] for k, t in timing.items()}
+    ratios = {f"{b}@2 / {b}@1": med[f"{b}@2"] / med[f"{b}@1"] for b in ("ours-f32-p0", "torch-lstm-f32")
+              if f"{b}@1" in med}
+    res = {"config": asdict(cfg), "repeats": repeats, "timing": timing, "ratios": ratios}
+    print(format_config(res), flush=True)
+    return res
 
 
 def bench_detach_sweep(cfg: Config, threads: Threads, n_threads: int, repeats: int, warmup: int):
@@ -467,7 +487,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="repeats of the copying table (default 15, quick 3)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     ap.add_argument("--configs", default="copying,pixel-mnist", help="comma-separated configs to time")
+    ap.add_argument("--no-configs", action="store_true", help="skip the copying / pixel-mnist tables")
     ap.add_argument("--no-sweep", action="store_true", help="skip the detach sweep")
+    ap.add_argument("--no-threads", action="store_true", help="skip the 1 vs 2 threads table")
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_lstm.json",
                     help="JSON output file")
@@ -500,7 +522,13 @@ def main(argv=None) -> int:
         ap.error(f"--configs must name some of {', '.join(known)}, got {args.configs!r}")
     configs = [c for c in (QUICK_CONFIGS if args.quick else CONFIGS) if c.name in names]
     started = time.time()
-    res_configs = bench_configs(configs, torch, threads, args.threads, repeats, pixel_repeats, warmup)
+    res_configs = {}
+    if not args.no_configs:
+        res_configs = bench_configs(configs, torch, threads, args.threads, repeats, pixel_repeats, warmup)
+    threads_table = None
+    if threads.can_set and not args.no_threads and not args.no_configs:
+        threads_table = bench_threads(configs[0], torch, threads, max(3, repeats // 2), warmup)
+        threads.set(args.threads)
     sweep = None
     if not args.no_sweep:
         sweep = bench_detach_sweep(configs[0], threads, args.threads, repeats, warmup)
@@ -521,7 +549,7 @@ def main(argv=None) -> int:
         print(f"{'MET ' if t['met'] else 'MISS'} {label}: {t['value']:.3f} (limit {t['limit']})")
     meta["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     meta["wall_seconds"] = time.time() - started
-    out = {"meta": meta, "quick": args.quick, "configs": res_configs, "detach_sweep": sweep,
+    out = {"meta": meta, "quick": args.quick, "configs": res_configs, "threads": threads_table, "detach_sweep": sweep,
            "scaling": scaling, "targets": targets}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

@@ -85,4 +85,5 @@ def linear_backward(dy, cache: LinearCache) -> LinearGrads:
         dV = h.reshape(-1, H).T @ dy.reshape(-1, K)  # one matmul over all rows
     else:  # one matmul per leading index: reshaping a non-contiguous h would copy it
         dV = np.matmul(h.swapaxes(-1, -2), dy).reshape(-1, H, K).sum(axis=0)
-    return LinearGrads(V=dV, d=dy.reshape(-1, K).sum(axis=0), h=np.matmul(dy, cache.params.V.T))
+    dh = np.matmul(dy, cache.params.V.T, out=np.empty_like(h))  # laid out in memory like h
+    return LinearGrads(V=dV, d=dy.reshape(-1, K).sum(axis=0), h=dh)
