@@ -29,7 +29,7 @@ def test_bench_lstm_quick_writes_json(tmp_path):
     assert len(res["detach_sweep"]["seconds"]) == 5
     row = res["scaling"][0]
     assert set(row) >= {"T", "H", "N", "seconds", "seconds_per_step", "cache_bytes", "peak_bytes",
-                        "minimum_bytes", "cache_ratio", "peak_ratio"}
+                        "minimum_bytes", "cache_ratio", "peak_ratio", "per_step_bytes", "per_step_ratio"}
     assert row["minimum_bytes"] == row["T"] * row["N"] * 6 * row["H"] * 4
     assert {"cpu_count", "numpy", "env", "threads"} <= set(res["meta"])
     assert "copying: ours f32 / floor f32" in res["targets"]
