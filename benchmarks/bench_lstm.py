@@ -14,7 +14,9 @@ meaningful on a shared, busy machine; absolute seconds drift between runs, ratio
 1. Configs. "copying": T=120, N=100, D=10, H=128, K=9, loss at every step. "pixel-mnist": T=784,
    N=100, D=1, H=128, K=10, loss at the last step. One iteration is the forward pass, the linear
    readout, the softmax cross-entropy and the backward pass of all of them. Variants:
-     ours-f32-p0, ours-f32-p0.25, ours-f64-p0, ours-f64-p0.25   hdetach_np; p = h-detach probability
+     ours-f32-p0, ours-f32-p0.25, ours-f64-p0, ours-f64-p0.25   hdetach_np; p = h-detach probability;
+                                         the forward reuses the previous iteration's cache
+     ours-f32-p0-fresh                   the same, with fresh arrays every iteration
      torch-lstm-f32, torch-lstm-f64      torch.nn.LSTM + nn.Linear + cross_entropy (no detach)
      torch-loop-f32-p0.25, -f64-p0.25    the original code's style: i2h/h2h Linear layers stepped in
                                          a Python loop, h.detach() before a step with probability p
@@ -165,13 +167,18 @@ def _data(cfg: Config, seed: int = 0):
     return params, readout, x, targets
 
 
-def ours(cfg: Config, dtype, p: float, seed: int = 0):
+def ours(cfg: Config, dtype, p: float, seed: int = 0, reuse: bool = True):
+    """One training iteration; with `reuse` the forward overwrites the previous iteration's cache,
+    as a training loop would (lstm_forward(..., reuse=cache))."""
     params, readout, x, targets = _data(cfg, seed)
     params, readout, x = params.astype(dtype), readout.astype(dtype), x.astype(dtype)
     rng = np.random.default_rng(seed + 1)
+    last = {"cache": None}
 
     def run():
-        hs, cache = hd.lstm_forward(params, x)
+        hs, cache = hd.lstm_forward(params, x, reuse=last["cache"])
+        if reuse:
+            last["cache"] = cache
         if cfg.loss == "all":
             logits, lcache = hd.linear_forward(readout, hs)  # (T, N, K)
             _, dlogits = hd.softmax_cross_entropy(logits, targets, steps="all")
@@ -308,6 +315,8 @@ def bench_configs(configs, torch, threads: Threads, n_threads: int, repeats: int
         for dname, dt in dtypes:
             v[f"ours-{dname}-p0"] = (ours(cfg, dt, 0.0), n_threads)
             v[f"ours-{dname}-p{P_DETACH}"] = (ours(cfg, dt, P_DETACH), n_threads)
+            if dname == "f32":
+                v[f"ours-{dname}-p0-fresh"] = (ours(cfg, dt, 0.0, reuse=False), n_threads)
             if torch is not None:
                 tdt = torch.float32 if dt == np.float32 else torch.float64
                 v[f"torch-lstm-{dname}"] = (torch_lstm(torch, cfg, tdt), n_threads)

@@ -359,12 +359,35 @@ def _unit_major(N: int, F: int, dtype) -> np.ndarray:
     return np.empty((F, N), dtype).T
 
 
-def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
+def _cache_buffers(T: int, N: int, H: int, dt, reuse) -> tuple[np.ndarray, ...]:
+    """The unit-major arrays behind a cache: h, c (T+1, H, N), gates (T, 4H, N), tanh_c (T, H, N)."""
+    shapes = ((T + 1, H, N), (T + 1, H, N), (T, 4 * H, N), (T, H, N))
+    if reuse is None:
+        return tuple(np.empty(s, dt) for s in shapes)
+    if not isinstance(reuse, LSTMCache):
+        raise TypeError(f"reuse must be an LSTMCache returned by lstm_forward, got {type(reuse).__name__}")
+    bufs = tuple(a.transpose(0, 2, 1) for a in (reuse.h, reuse.c, reuse.gates, reuse.tanh_c))
+    for name, buf, shape in zip(("h", "c", "gates", "tanh_c"), bufs, shapes):
+        if buf.shape != shape or buf.dtype != dt or not (buf.flags.c_contiguous and buf.flags.writeable):
+            raise ValueError(
+                f"reuse must be a cache of lstm_forward for T={T}, N={N}, H={H}, dtype {dt}; its {name} "
+                f"has shape {buf.transpose(0, 2, 1).shape}, dtype {buf.dtype}"
+                + ("" if buf.flags.c_contiguous else " and another memory layout")
+            )
+    return bufs
+
+
+def lstm_forward(params: LSTMParams, x, h0=None, c0=None, reuse: LSTMCache | None = None):
     """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
 
     Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
     x, h0, c0 must have that dtype too (no silent casting). The cache's arrays (and hs) are
     unit-major views (see "Memory layout" in the module docstring).
+
+    reuse: optionally the LSTMCache of an earlier call with the same T, N, H and dtype. Its arrays
+    are overwritten instead of allocating new ones: in a training loop this spares the operating
+    system zeroing fresh memory for every large array at every iteration. That cache, and the hs
+    returned with it, are then invalid.
     """
     if not isinstance(params, LSTMParams):
         raise TypeError(f"params must be LSTMParams (see init_lstm), got {type(params).__name__}")
@@ -374,13 +397,12 @@ def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
     if T < 1 or N < 1:
         raise ValueError(f"x must have T >= 1 and N >= 1, got shape {x.shape}")
     # stored unit-major: step t of h is the contiguous (H, N) slab hT[t]; the views below are (N, H)
-    hT, cT = np.empty((T + 1, H, N), dt), np.empty((T + 1, H, N), dt)
+    hT, cT, gatesT, tanh_cT = _cache_buffers(T, N, H, dt, reuse)
     for name, v, buf in (("h0", h0, hT), ("c0", c0, cT)):
         if v is None:
             buf[0] = 0
         else:
             buf[0] = check_array(name, v, (N, H), dt, letters="NH").T
-    gatesT, tanh_cT = np.empty((T, 4 * H, N), dt), np.empty((T, H, N), dt)
     h, c = hT.transpose(0, 2, 1), cT.transpose(0, 2, 1)  # (T+1, N, H)
     gates, tanh_c = gatesT.transpose(0, 2, 1), tanh_cT.transpose(0, 2, 1)  # (T, N, 4H), (T, N, H)
 

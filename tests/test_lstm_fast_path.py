@@ -166,3 +166,32 @@ def test_readout_on_unit_major_hs_equals_readout_on_a_contiguous_copy():
     g1, g2 = hd.linear_backward(dy, c1), hd.linear_backward(dy, c2)
     for name in ("V", "d", "h"):
         np.testing.assert_allclose(getattr(g1, name), getattr(g2, name), rtol=1e-13, atol=1e-15, err_msg=name)
+
+
+def test_forward_reusing_a_cache_gives_the_same_bits_in_the_same_memory():
+    T, N, D, H = 6, 3, 2, 4
+    rng, params, x, h0, c0 = make_problem(18, T, N, D, H, dtype=np.float32)
+    hs_ref, ref = hd.lstm_forward(params, x, h0, c0)
+    hs_ref, ref_arrays = hs_ref.copy(), {f: getattr(ref, f).copy() for f in ("h", "c", "gates", "tanh_c")}
+    _, old = hd.lstm_forward(params, rng.standard_normal((T, N, D)).astype(np.float32))
+    hs, cache = hd.lstm_forward(params, x, h0, c0, reuse=old)
+    np.testing.assert_array_equal(hs, hs_ref)
+    for f, want in ref_arrays.items():
+        np.testing.assert_array_equal(getattr(cache, f), want)
+        assert np.shares_memory(getattr(cache, f), getattr(old, f))
+    # carrying the state over from the cache being reused (truncated BPTT) also works
+    _, cont = hd.lstm_forward(params, x, h0=cache.h[-1], c0=cache.c[-1], reuse=cache)
+    _, fresh = hd.lstm_forward(params, x, h0=ref_arrays["h"][-1], c0=ref_arrays["c"][-1])
+    np.testing.assert_array_equal(cont.h, fresh.h)
+
+
+def test_forward_rejects_a_cache_of_other_sizes_for_reuse():
+    rng, params, x, h0, c0 = make_problem(19, 4, 3, 2, 5, dtype=np.float32)
+    _, other = hd.lstm_forward(params, x[:3])
+    with pytest.raises(ValueError, match="reuse must be a cache of lstm_forward for T=4, N=3, H=5"):
+        hd.lstm_forward(params, x, reuse=other)
+    _, cache64 = hd.lstm_forward(params.astype(np.float64), x.astype(np.float64))
+    with pytest.raises(ValueError, match="dtype float64"):
+        hd.lstm_forward(params, x, reuse=cache64)
+    with pytest.raises(TypeError, match="reuse must be an LSTMCache"):
+        hd.lstm_forward(params, x, reuse=object())
