@@ -6,6 +6,7 @@ Run from the repository root (numpy is enough; PyTorch and threadpoolctl are use
     python benchmarks/bench_lstm.py --quick         # tiny sizes, a few seconds (a smoke test)
     python benchmarks/bench_lstm.py --threads 2     # BLAS and torch threads of the main tables
     python benchmarks/bench_lstm.py --out my.json   # where the JSON goes
+    python benchmarks/bench_lstm.py --markdown my.json   # its tables as markdown
 
 Everything runs in one process. Each table interleaves its variants (A B C ... C B A ...) after a
 warm-up and reports the MEDIAN seconds per iteration over the repeats, so that its ratios stay
@@ -37,6 +38,11 @@ meaningful on a shared, busy machine; absolute seconds drift between runs, ratio
    forward + backward, each divided by the minimum any BPTT must keep: the gates, c and h of every
    step, T N 6H numbers; and the memory held per step, (peak(T) - peak(1)) / (T - 1), over N 6H
    numbers (the peak also holds a few weight-sized buffers that do not grow with T).
+
+Memory allocation matters on this kind of machine: with glibc's defaults, arrays above 32 MB are
+fresh pages from the operating system every iteration, and faulting them in costs as much as a
+good part of the arithmetic. `--malloc-reuse` raises glibc's thresholds (mallopt) for the whole
+process, so every variant (PyTorch too) reuses its memory; run both ways to see the difference.
 """
 
 from __future__ import annotations
@@ -499,6 +505,68 @@ def check_targets(configs: dict, sweep: dict | None, scaling: list | None) -> di
     return out
 
 
+def markdown(res: dict) -> str:
+    """Markdown tables of a result JSON (what benchmarks/README.md shows)."""
+    m = res["meta"]
+    blas = [lib for lib in m.get("threadpools", []) if lib.get("user_api") == "blas"]
+    blas_txt = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in blas) or "unknown"
+    load = m.get("loadavg_start")
+    lines = [f"Machine: {m['cpu']}, {m['cpu_count']} cores; numpy {m['numpy']} with {blas_txt}; "
+             f"torch {m['torch']}; threads {m['threads']} (BLAS and torch); "
+             f"glibc heap reuse (--malloc-reuse): {'on' if m.get('malloc_reuse') else 'off'}; "
+             f"load average at start {load[0]:.1f}" if load else "", ""]
+    for name, cfg in res["configs"].items():
+        c = cfg["config"]
+        lines += [f"**{name}** (T={c['T']}, N={c['N']}, D={c['D']}, H={c['H']}, K={c['K']}, loss at "
+                  f"{'every step' if c['loss'] == 'all' else 'the last step'}; {cfg['repeats']} repeats)", "",
+                  "| variant | median s | q1 s | q3 s |", "|---|---:|---:|---:|"]
+        for v, t in cfg["timing"].items():
+            lines.append(f"| {v} | {t['median']:.4f} | {t['q1']:.4f} | {t['q3']:.4f} |")
+        lines += ["", "| ratio of medians | value |", "|---|---:|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in cfg["ratios"].items()]
+        lines.append("")
+    if res.get("threads"):
+        th = res["threads"]
+        lines += [f"**threads** ({th['config']['name']} config, {th['repeats']} repeats)", "",
+                  "| variant | median s | q1 s | q3 s |", "|---|---:|---:|---:|"]
+        lines += [f"| {v} | {t['median']:.4f} | {t['q1']:.4f} | {t['q3']:.4f} |" for v, t in th["timing"].items()]
+        lines += [f"| {k} | {v:.3f} | | |" for k, v in th["ratios"].items()]
+        lines.append("")
+    if res.get("detach_sweep"):
+        sw = res["detach_sweep"]
+        lines += ["**detach sweep** (backward only, copying config, float32)", "",
+                  "| p | " + " | ".join(str(p) for p in sw["p"]) + " |",
+                  "|---|" + "---:|" * len(sw["p"]),
+                  "| median s | " + " | ".join(f"{x:.4f}" for x in sw["seconds"]) + " |",
+                  "| relative to p=0 | " + " | ".join(f"{x:.3f}" for x in sw["relative_to_p0"]) + " |", ""]
+    if res.get("scaling"):
+        lines += ["**scaling** (float32, D=1, forward + backward with a gradient at every step)", "",
+                  "| T | H | N | s / iter | us / step | cache / min | peak / min | held per step / min |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in res["scaling"]:
+            lines.append(f"| {r['T']} | {r['H']} | {r['N']} | {r['seconds']:.4f} | {1e6 * r['seconds_per_step']:.1f} "
+                         f"| {r['cache_ratio']:.3f} | {r['peak_ratio']:.3f} | {r['per_step_ratio']:.3f} |")
+        lines.append("")
+    if res.get("targets"):
+        lines += ["| target | value | limit | met |", "|---|---:|---:|---|"]
+        lines += [f"| {k} | {t['value']:.3f} | {t['limit']} | {'yes' if t['met'] else 'no'} |"
+                  for k, t in res["targets"].items()]
+    return "\n".join(lines)
+
+
+def _malloc_reuse() -> bool:
+    """glibc only: serve large arrays from the heap (M_MMAP_THRESHOLD) and never give freed memory
+    back (M_TRIM_THRESHOLD), as a training loop's steady state with a caching allocator would."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, 1 << 30))
+    except (OSError, AttributeError):
+        print("--malloc-reuse needs glibc; running with the default allocator", flush=True)
+        return False
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -513,13 +581,22 @@ def main(argv=None) -> int:
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_lstm.json",
                     help="JSON output file")
+    ap.add_argument("--malloc-reuse", action="store_true",
+                    help="raise glibc's mmap and trim thresholds (mallopt) so that every variant reuses "
+                         "freed heap memory instead of faulting in fresh pages every iteration")
+    ap.add_argument("--markdown", type=Path, default=None, metavar="JSON",
+                    help="print the tables of an earlier result file as markdown and exit")
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if args.threads < 1:
         ap.error(f"--threads must be >= 1, got {args.threads}")
     repeats = args.repeats or (3 if args.quick else 15)
     pixel_repeats = 3 if args.quick else max(5, repeats // 2)
     warmup = 1 if args.quick else 2
 
+    malloc_reuse = _malloc_reuse() if args.malloc_reuse else False
     torch = None
     if not args.no_torch:
         try:
@@ -533,6 +610,7 @@ def main(argv=None) -> int:
 
     meta = machine_info(torch)
     meta["threads"] = args.threads
+    meta["malloc_reuse"] = malloc_reuse
     meta["threads_settable"] = threads.can_set
     print(json.dumps(meta, indent=1), flush=True)
 
