@@ -441,7 +441,8 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
 
     h_scale, c_scale: per-edge factors, (T,), (T, N) or (T, N, H) in [0, 1] (see the module
     docstring); None means 1 everywhere. dhT, dcT (N, H): extra gradient on the final h_T, c_T.
-    Returns LSTMGrads with Wx, Wh, b, x (T, N, D), h0, c0.
+    Returns LSTMGrads with Wx, Wh, b, x (T, N, D), h0, c0. Any LSTMCache works; the unit-major
+    ones of `lstm_forward` are the fastest.
     """
     if not isinstance(cache, LSTMCache):
         raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
@@ -452,7 +453,7 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
         check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
     hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
     csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    # the running adjoints, unit-major like the cache; dh lives in the top rows of `out`
+    # the running adjoints, unit-major like the cache; dh is the first H columns of `out`
     out = _unit_major(N, H + D, dt)  # [dL/dh_{t-1}, dL/dx_t], written by one matmul per step
     dh, dc = out[:, :H], _unit_major(N, H, dt)  # (N, H) views
     dh[...] = 0 if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH")
