@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
 from ._validate import check_array, check_choice, check_generator, float_dtype
 
@@ -464,9 +463,7 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
     WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
     xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}], unit-major
     xhT[D] = 1
-    # [dWx; db; dWh], Fortran order so that BLAS gemm accumulates into it in place (C += A B)
-    dW = np.zeros((D + 1 + H, 4 * H), dt, order="F")
-    gemm = get_blas_funcs("gemm", dtype=dt)
+    dW, dW_t = np.zeros((D + 1 + H, 4 * H), dt), np.empty((D + 1 + H, 4 * H), dt)  # [dWx; db; dWh]
     dx = np.empty((T, N, D), dt)
     for t in range(T - 1, -1, -1):
         if dhs is not None:
@@ -475,7 +472,8 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
         # weight gradients through a_t = [x_t, 1, h_{t-1}] W: dW += [x_t, 1, h_{t-1}]^T da_t
         xhT[:D] = cache.x[t].T
         xhT[D + 1:] = cache.h[t].T
-        dW = gemm(1.0, xhT.T, da, beta=1.0, c=dW, trans_a=1, overwrite_c=1)  # no copy: both are F-ordered
+        np.matmul(xhT, da, out=dW_t)
+        dW += dW_t
         # backprop into x_t and, along the edge h_{t-1} -> a_t scaled by h_scale[t], into h_{t-1}
         if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
             np.matmul(da, WhxT[:, H:], out=out[:, H:])  # a detached step needs no Wh product
