@@ -71,18 +71,19 @@ def linear_forward(params: LinearParams, h):
         got = h.shape if isinstance(h, np.ndarray) else type(h).__name__
         raise ValueError(f"expected h of shape (..., H={H}), got {got}")
     check_array("h", h, h.shape, params.dtype)
-    y = h.reshape(-1, H) @ params.V  # (M, K)
+    y = np.matmul(h, params.V)  # (..., K); any memory layout of h (e.g. lstm_forward's), no copy
     y += params.d
-    return y.reshape(h.shape[:-1] + (K,)), LinearCache(h, params)
+    return y, LinearCache(h, params)
 
 
 def linear_backward(dy, cache: LinearCache) -> LinearGrads:
     """dy (..., K) -> LinearGrads with V (H, K), d (K,), h (..., H)."""
     H, K = cache.params.V.shape
     check_array("dy", dy, cache.h.shape[:-1] + (K,), cache.params.dtype)
-    dy2 = dy.reshape(-1, K)
-    return LinearGrads(
-        V=cache.h.reshape(-1, H).T @ dy2,
-        d=dy2.sum(axis=0),
-        h=(dy2 @ cache.params.V.T).reshape(cache.h.shape),
-    )
+    h = cache.h
+    if h.ndim <= 2 or h.flags.c_contiguous:
+        dV = h.reshape(-1, H).T @ dy.reshape(-1, K)  # one matmul over all rows
+    else:  # one matmul per leading index: reshaping a non-contiguous h would copy it
+        dV = np.matmul(h.swapaxes(-1, -2), dy).reshape(-1, H, K).sum(axis=0)
+    dh = np.matmul(dy, cache.params.V.T, out=np.empty_like(h))  # laid out in memory like h
+    return LinearGrads(V=dV, d=dy.reshape(-1, K).sum(axis=0), h=dh)

@@ -23,16 +23,30 @@ Both accept shape (T,) (one factor per step, shared by the batch, as in the orig
 The forward pass never changes: a detached copy has the same value.
 
 The step functions (`lstm_step_forward`, `lstm_step_backward`) are the maths a student reads; the
-sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers inside the time
-loop and hoist the input projection and the weight-gradient matmuls out of it.
+sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers (`_activate`,
+`_cell_forward`, `_gate_grads`) inside the time loop. Speed comes from how the work is laid out,
+not from a second implementation:
+- one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
+  the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
+  and dW += [x_t, 1, h_{t-1}]^T da_t for all three weight gradients at once;
+- one tanh call for the four gates (sigmoid(x) = (1 + tanh(x / 2)) / 2);
+- every elementwise op writes into preallocated arrays (`out=`), reused across steps;
+- a detached step (h_scale[t] == 0 for the whole batch) skips its Wh product.
+
+Memory layout. `lstm_forward` stores each step's arrays unit-major: the cache's h[t], c[t], tanh_c[t]
+(N, H) and gates[t] (N, 4H) are transposed views of contiguous (H, N) and (4H, N) blocks. Each gate
+block is then one contiguous slab, and every elementwise op of a step runs over contiguous memory
+(with the batch-major layout each (N, H) gate block is N separate rows). Shapes and values are
+those documented here; only the strides differ. Copy with np.ascontiguousarray if an array must be
+C-contiguous.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
 
 from ._validate import check_array, check_choice, check_generator, float_dtype
 
@@ -128,46 +142,89 @@ def gate_slices(H: int) -> dict[str, slice]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _stacked_weights(params: LSTMParams) -> np.ndarray:
+    """W = [Wx; b; Wh] (D+1+H, 4H), so that a_t = x_t Wx + b + h_{t-1} Wh = [x_t, 1, h_{t-1}] W.
+
+    One matmul per step then gives the pre-activations, bias included, with no matmul over a
+    short inner dimension D (slow in BLAS when D is 1) and no extra pass over the gates.
+    """
+    return np.concatenate([params.Wx, params.b[None, :], params.Wh])
+
+
 def _activate(a: np.ndarray) -> np.ndarray:
-    """Pre-activations (N, 4H) -> gates [i, f, o, g] (N, 4H), IN PLACE. Returns `a`."""
+    """Pre-activations (N, 4H) -> gates [i, f, o, g] (N, 4H), IN PLACE. Returns `a`.
+
+    sigmoid(x) = (1 + tanh(x / 2)) / 2, so one fast tanh call serves all four gates.
+    """
     H = a.shape[-1] // 4
-    expit(a[:, :3 * H], out=a[:, :3 * H])  # i, f, o = sigmoid(.)  (one call for three gates)
-    np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])  # g = tanh(.)
+    s = a[:, :3 * H]  # the i, f, o blocks (a view)
+    s *= 0.5
+    np.tanh(a, out=a)  # tanh(a_ifo / 2) and g = tanh(a_g), one call for four gates
+    s += 1.0
+    s *= 0.5  # i, f, o = (1 + tanh(a_ifo / 2)) / 2 = sigmoid(a_ifo)
     return a
 
 
-def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out):
-    """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs."""
+def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
+    """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs.
+
+    work: optional (N, H) scratch array of the same dtype (allocated when None).
+    """
     H = c_prev.shape[-1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    ig = np.multiply(i, g, out=work)
     np.multiply(f, c_prev, out=c_out)
-    c_out += i * g
+    c_out += ig
     np.tanh(c_out, out=tanh_c_out)
     np.multiply(o, tanh_c_out, out=h_out)
 
 
-def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out):
+class _GradWork(NamedTuple):
+    """Scratch arrays for `_gate_grads`, reused across the steps of a sequence."""
+
+    dc: np.ndarray  # (N, H)
+    deriv: np.ndarray  # (N, 4H)
+    other: np.ndarray  # (N, 4H)
+
+
+def _grad_work(N: int, H: int, dtype) -> _GradWork:
+    return _GradWork(np.empty((N, H), dtype), np.empty((N, 4 * H), dtype), np.empty((N, 4 * H), dtype))
+
+
+def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out, dc_prev_out=None, work: _GradWork | None = None):
     """Backprop one cell from the adjoints at step t to its pre-activations.
 
     dh: dL/dh_t (N, H), everything that reaches h_t. dc: dL/dc_t (N, H) from step t+1 only (the
     path through h_t is added here). Writes dL/da_t into `da_out` (N, 4H) and returns
     dL/dc_{t-1} along the cell edge (before any c_scale). Inputs are not modified.
+    dc_prev_out: optional (N, H) array for the result; it may be `dc` itself (read before written).
+    work: optional scratch from `_grad_work(N, H, dtype)` (allocated when None).
     """
     H = c_prev.shape[-1]
+    if work is None:
+        work = _grad_work(c_prev.shape[0], H, da_out.dtype)
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     di, df, do, dg = da_out[:, :H], da_out[:, H:2 * H], da_out[:, 2 * H:3 * H], da_out[:, 3 * H:]
-    # backprop into o and c_t through h_t = o * tanh(c_t)
+    # backprop into o and c_t through h_t = o * tanh(c_t): dc_t += dh * o * (1 - tanh(c_t)^2)
     np.multiply(dh, tanh_c, out=do)
-    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    dct = np.multiply(tanh_c, tanh_c, out=work.dc)
+    np.subtract(1.0, dct, out=dct)
+    dct *= o
+    dct *= dh
+    dct += dc
     # backprop into f, i, g and c_{t-1} through c_t = f * c_{t-1} + i * g
-    np.multiply(dc, c_prev, out=df)
-    np.multiply(dc, g, out=di)
-    np.multiply(dc, i, out=dg)
-    dc_prev = dc * f
-    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2
-    s = gates[:, :3 * H]
-    da_out[:, :3 * H] *= s * (1 - s)
-    dg *= 1 - g * g
+    np.multiply(dct, c_prev, out=df)
+    np.multiply(dct, g, out=di)
+    np.multiply(dct, i, out=dg)
+    dc_prev = np.multiply(dct, f, out=dc_prev_out)
+    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2 = (1 - g)(1 + g),
+    # as one product (1 - gates) * [s | 1 + g] over all four blocks
+    deriv = np.subtract(1.0, gates, out=work.deriv)
+    other = work.other
+    np.copyto(other, gates)
+    other[:, 3 * H:] += 1.0
+    deriv *= other
+    da_out *= deriv
     return dc_prev
 
 
@@ -205,7 +262,8 @@ def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
     N = x_t.shape[0]
     check_array("h_prev", h_prev, (N, H), dt, letters="NH")
     check_array("c_prev", c_prev, (N, H), dt, letters="NH")
-    a = x_t @ params.Wx + h_prev @ params.Wh + params.b  # (N, 4H)
+    xh = np.concatenate([x_t, np.ones((N, 1), dt), h_prev], axis=1)  # (N, D+1+H) = [x_t, 1, h_{t-1}]
+    a = xh @ _stacked_weights(params)  # a_t = x_t Wx + b + h_{t-1} Wh  (N, 4H)
     gates = _activate(a)
     c, tanh_c, h = (np.empty((N, H), dt) for _ in range(3))
     _cell_forward(gates, c_prev, c, tanh_c, h)
@@ -295,11 +353,40 @@ class LSTMGrads:
         return LSTMParams(self.Wx, self.Wh, self.b)
 
 
-def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
+def _unit_major(N: int, F: int, dtype) -> np.ndarray:
+    """An (N, F) array stored as its transpose: each column block (a gate, a unit) is contiguous."""
+    return np.empty((F, N), dtype).T
+
+
+def _cache_buffers(T: int, N: int, H: int, dt, reuse) -> tuple[np.ndarray, ...]:
+    """The unit-major arrays behind a cache: h, c (T+1, H, N), gates (T, 4H, N), tanh_c (T, H, N)."""
+    shapes = ((T + 1, H, N), (T + 1, H, N), (T, 4 * H, N), (T, H, N))
+    if reuse is None:
+        return tuple(np.empty(s, dt) for s in shapes)
+    if not isinstance(reuse, LSTMCache):
+        raise TypeError(f"reuse must be an LSTMCache returned by lstm_forward, got {type(reuse).__name__}")
+    bufs = tuple(a.transpose(0, 2, 1) for a in (reuse.h, reuse.c, reuse.gates, reuse.tanh_c))
+    for name, buf, shape in zip(("h", "c", "gates", "tanh_c"), bufs, shapes):
+        if buf.shape != shape or buf.dtype != dt or not (buf.flags.c_contiguous and buf.flags.writeable):
+            raise ValueError(
+                f"reuse must be a cache of lstm_forward for T={T}, N={N}, H={H}, dtype {dt}; its {name} "
+                f"has shape {buf.transpose(0, 2, 1).shape}, dtype {buf.dtype}"
+                + ("" if buf.flags.c_contiguous else " and another memory layout")
+            )
+    return bufs
+
+
+def lstm_forward(params: LSTMParams, x, h0=None, c0=None, reuse: LSTMCache | None = None):
     """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
 
     Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
-    x, h0, c0 must have that dtype too (no silent casting).
+    x, h0, c0 must have that dtype too (no silent casting). The cache's arrays (and hs) are
+    unit-major views (see "Memory layout" in the module docstring).
+
+    reuse: optionally the LSTMCache of an earlier call with the same T, N, H and dtype. Its arrays
+    are overwritten instead of allocating new ones: in a training loop this spares the operating
+    system zeroing fresh memory for every large array at every iteration. That cache, and the hs
+    returned with it, are then invalid.
     """
     if not isinstance(params, LSTMParams):
         raise TypeError(f"params must be LSTMParams (see init_lstm), got {type(params).__name__}")
@@ -308,23 +395,27 @@ def lstm_forward(params: LSTMParams, x, h0=None, c0=None):
     T, N, _ = x.shape
     if T < 1 or N < 1:
         raise ValueError(f"x must have T >= 1 and N >= 1, got shape {x.shape}")
-    h = np.empty((T + 1, N, H), dt)
-    c = np.empty((T + 1, N, H), dt)
-    for name, v, buf in (("h0", h0, h), ("c0", c0, c)):
+    # stored unit-major: step t of h is the contiguous (H, N) slab hT[t]; the views below are (N, H)
+    hT, cT, gatesT, tanh_cT = _cache_buffers(T, N, H, dt, reuse)
+    for name, v, buf in (("h0", h0, hT), ("c0", c0, cT)):
         if v is None:
             buf[0] = 0
         else:
-            buf[0] = check_array(name, v, (N, H), dt, letters="NH")
-    tanh_c = np.empty((T, N, H), dt)
-    # input projection for all steps in one matmul; the buffer becomes the gates in place
-    gates = (x.reshape(T * N, D) @ params.Wx).reshape(T, N, 4 * H)  # (T, N, 4H)
-    gates += params.b
-    hWh = np.empty((N, 4 * H), dt)
+            buf[0] = check_array(name, v, (N, H), dt, letters="NH").T
+    h, c = hT.transpose(0, 2, 1), cT.transpose(0, 2, 1)  # (T+1, N, H)
+    gates, tanh_c = gatesT.transpose(0, 2, 1), tanh_cT.transpose(0, 2, 1)  # (T, N, 4H), (T, N, H)
+
+    W = _stacked_weights(params)  # (D+1+H, 4H)
+    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
+    xhT[D] = 1
+    xhT[D + 1:] = hT[0]
+    work = _unit_major(N, H, dt)
     for t in range(T):
-        np.matmul(h[t], params.Wh, out=hWh)
-        gates[t] += hWh  # a_t = x_t Wx + b + h_{t-1} Wh
+        xhT[:D] = x[t].T
+        np.matmul(xhT.T, W, out=gates[t])  # a_t = [x_t, 1, h_{t-1}] W, written into the cache
         _activate(gates[t])
-        _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1])
+        _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1], work)
+        xhT[D + 1:] = hT[t + 1]
     return h[1:], LSTMCache(x, h, c, gates, tanh_c, params)
 
 
@@ -349,7 +440,8 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
 
     h_scale, c_scale: per-edge factors, (T,), (T, N) or (T, N, H) in [0, 1] (see the module
     docstring); None means 1 everywhere. dhT, dcT (N, H): extra gradient on the final h_T, c_T.
-    Returns LSTMGrads with Wx, Wh, b, x (T, N, D), h0, c0.
+    Returns LSTMGrads with Wx, Wh, b, x (T, N, D), h0, c0. Any LSTMCache works; the unit-major
+    ones of `lstm_forward` are the fastest.
     """
     if not isinstance(cache, LSTMCache):
         raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
@@ -360,33 +452,41 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
         check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
     hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
     csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    dh = np.zeros((N, H), dt) if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH").copy()
-    dc = np.zeros((N, H), dt) if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH").copy()
+    # the running adjoints, unit-major like the cache; dh is the first H columns of `out`
+    out = _unit_major(N, H + D, dt)  # [dL/dh_{t-1}, dL/dx_t], written by one matmul per step
+    dh, dc = out[:, :H], _unit_major(N, H, dt)  # (N, H) views
+    dh[...] = 0 if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH")
+    dc[...] = 0 if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH")
 
-    das = np.empty((T, N, 4 * H), dt)  # dL/da_t for every step
-    WhT = p.Wh.T
+    da = _unit_major(N, 4 * H, dt)  # dL/da_t (N, 4H)
+    work = _GradWork(_unit_major(N, H, dt), _unit_major(N, 4 * H, dt), _unit_major(N, 4 * H, dt))
+    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
+    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}], unit-major
+    xhT[D] = 1
+    dW, dW_t = np.zeros((D + 1 + H, 4 * H), dt), np.empty((D + 1 + H, 4 * H), dt)  # [dWx; db; dWh]
+    dx = np.empty((T, N, D), dt)
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             dh += dhs[t]  # the loss at step t reaches h_t directly
-        dc = _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], das[t])
-        # backprop into h_{t-1} along the edge h_{t-1} -> a_t, scaled by h_scale[t]
+        _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da, dc, work)
+        # weight gradients through a_t = [x_t, 1, h_{t-1}] W: dW += [x_t, 1, h_{t-1}]^T da_t
+        xhT[:D] = cache.x[t].T
+        xhT[D + 1:] = cache.h[t].T
+        np.matmul(xhT, da, out=dW_t)
+        dW += dW_t
+        # backprop into x_t and, along the edge h_{t-1} -> a_t scaled by h_scale[t], into h_{t-1}
         if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
-            dh.fill(0)  # a detached step needs no Wh product
+            np.matmul(da, WhxT[:, H:], out=out[:, H:])  # a detached step needs no Wh product
+            dh.fill(0)
         else:
-            np.matmul(das[t], WhT, out=dh)
+            np.matmul(da, WhxT, out=out)
             if hsc is not None:
                 dh *= hsc[t]
+        dx[t] = out[:, H:]
         # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
         if csc is not None:
             dc *= csc[t]
-
-    # weight gradients for all steps in one matmul each
-    das2 = das.reshape(T * N, 4 * H)
     return LSTMGrads(
-        Wx=cache.x.reshape(T * N, D).T @ das2,
-        Wh=cache.h[:-1].reshape(T * N, H).T @ das2,
-        b=das2.sum(axis=0),
-        x=(das2 @ p.Wx.T).reshape(T, N, D),
-        h0=dh,
-        c0=dc,
+        Wx=dW[:D].copy(), Wh=dW[D + 1:].copy(), b=dW[D].copy(), x=dx,
+        h0=np.ascontiguousarray(dh), c0=np.ascontiguousarray(dc),
     )
