@@ -15,6 +15,19 @@ def make_problem(seed, T, N, D, H, dtype=np.float64):
     return rng, params, x, h0, c0
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_blas_thread():
+    """The tests use small matrices: one BLAS thread is fastest, and much faster when the cores
+    are shared with other work (threadpoolctl is in the test extra; without it, BLAS's default)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def problem():
     return make_problem

@@ -14,17 +14,6 @@ TINY = ["--T", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--
         "--iterations-per-epoch", "3", "--anneal-p", "0", "--lr", "0.01"]
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out = capsys.readouterr()

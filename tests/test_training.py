@@ -32,18 +32,6 @@ def fake_mnist(seed=0, n=(40, 20, 20)):
     return MNISTData(**parts)
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """Small matmuls run much faster on one BLAS thread when the cores are shared."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 MNIST_TINY = dict(task="permuted-mnist", pixels_per_step=98, hidden=6, batch_size=10, n_train=40, n_valid=20,
                   n_test=20, epochs=3, anneal_p=0)
 
