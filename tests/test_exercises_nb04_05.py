@@ -203,3 +203,22 @@ def test_notebook_data_uses_real_mnist_when_cached(monkeypatch):
         pytest.skip("no MNIST cache on this machine")
     nd = nb05.notebook_data()
     assert nd.real and nd.data.x_train.shape == (50_000, 784) and "Real MNIST" in nd.note
+
+
+def test_notebook_05_runs_without_the_mnist_cache(tmp_path, monkeypatch):
+    """In fast mode, with HDETACH_NP_MNIST_DIR pointing at an empty folder, notebook 05 runs on the
+    synthetic digits, says so, and every check passes."""
+    pytest.importorskip("nbclient")
+    from pathlib import Path
+
+    from hdetach_np import notebook_tools as nt
+
+    monkeypatch.setenv("HDETACH_NP_MNIST_DIR", str(tmp_path))
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    nb = nt.read_notebook(folder / "05_sequential_mnist.ipynb")
+    executed = nt.execute_notebook(nb, cwd=folder, fast=True, timeout=300)
+    cells = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    text = "".join("".join(o.get("text", "")) for c in cells for o in c["outputs"] if o["output_type"] == "stream")
+    assert not [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    assert "SYNTHETIC stand-in" in text and "Real MNIST" not in text and "FAST=True" in text
+    assert text.count("Correct!") == 2
