@@ -1,5 +1,5 @@
 """The exercise checks of notebooks 04 and 05 accept right answers and reject typical wrong ones
-with a useful hint; the data function of notebook 05 (`notebook_data`) falls back to synthetic digits without MNIST.
+with a useful hint; notebook 05's `notebook_data` falls back to synthetic digits without MNIST.
 
 The right answers here are written from the definitions (PAPER.md sections 2-4), independently of
 the functions the checks compare with.
