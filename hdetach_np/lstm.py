@@ -24,8 +24,10 @@ The forward pass never changes: a detached copy has the same value.
 
 The step functions (`lstm_step_forward`, `lstm_step_backward`) are the maths a student reads; the
 sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers (`_activate`,
-`_cell_forward`, `_gate_grads`) inside the time loop. Speed comes from how the work is laid out,
-not from a second implementation:
+`_cell_forward`, `_gate_grads`) inside the time loop. `_gate_grads` is `_gate_coefs` (the step's
+gate-derivative coefficients, which depend on the forward pass only) followed by
+`_apply_gate_coefs` (one adjoint stream); `hdetach_np.paths` applies one step's coefficients to
+two streams. Speed comes from how the work is laid out, not from a second implementation:
 - one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
   the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
   and dW += [x_t, 1, h_{t-1}]^T da_t for all three weight gradients at once;

@@ -15,9 +15,12 @@ edge h_{t-1} -> a_t (the gates of step t) at all, or it uses at least one:
     cell stream:   dL/dh_t = the loss at step t only (no h-edge brings anything back), and
                    dL/dc_{t-1} = f_t * (dL/dc_t + dL/dh_t * o_t * (1 - tanh(c_t)^2))  (cell edge only)
 
-The cell stream needs no Wh product. Both streams go through the same `_gate_grads` of lstm.py;
-the weight gradients of both are folded into one matmul per chunk of steps,
-`[h_{t-1} | x_t | 1]^T @ [da_total | da_cell]`, so no (T, N, 4H) array is ever stored.
+The cell stream needs no Wh product. Both streams go through the same step maths as
+`lstm_backward` (`_gate_coefs` and `_apply_gate_coefs` of lstm.py): the gate-derivative
+coefficients of a step depend on the forward pass only, so they are computed once per step and
+applied to each stream. The work arrays are unit-major like the cache, and the weight gradients of
+both streams come from one matmul per step, `[da_t; da_cell_t] [x_t, 1, h_{t-1}]` (8H, D+1+H) with
+the unit-major adjoints as its C-contiguous left operand; no (T, N, 4H) array is stored.
 
 A gradient taken with an h-detach mask or fractional `h_scale` (for instance the expected h-detach
 gradient `g(lambda = 1 - p)`, `expected_h_detach_gradient`) is split the same way: its total is that
