@@ -207,17 +207,22 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     dx, dx_cell = np.empty((T, N, D), dt), np.empty((T, N, D), dt)
     bufs = {}  # per chunk length n: [x_t; 1; h_{t-1}] (D+1+H, n, N) and [da_t; da_cell_t] (8H, n, N)
     gates, tanh_c, c, h, x = cache.gates, cache.tanh_c, cache.c, cache.h, cache.x
+    detached = (hsc[:, 0, 0] == 0) if hsc is not None and hsc.shape[1:] == (1, 1) else np.zeros(T, bool)
+    WxT_rows = WhxT[:, H:]
+    out_x = out[:, H:]
 
     for t1 in range(T, 0, -C):
         t0 = max(t1 - C, 0)
         n = t1 - t0
         if n not in bufs:
-            bufs[n] = (np.empty((D + 1 + H, n, N), dt), np.empty((8 * H, n, N), dt))
-            bufs[n][0][D] = 1
-        Z, DA = bufs[n]
+            Z, DA = np.empty((D + 1 + H, n, N), dt), np.empty((8 * H, n, N), dt)
+            Z[D] = 1
+            # per step j of the chunk: da, da_cell (N, 4H), x_t and h_{t-1} in Z (unit-major views)
+            views = [(DA[:4 * H, j].T, DA[4 * H:, j].T, Z[:D, j], Z[D + 1:, j]) for j in range(n)]
+            bufs[n] = Z, DA, views
+        Z, DA, views = bufs[n]
         for t in range(t1 - 1, t0 - 1, -1):
-            j = t - t0
-            da, da_cell = DA[:4 * H, j].T, DA[4 * H:, j].T  # (N, 4H) views
+            da, da_cell, z_x, z_h = views[t - t0]
             if dhs is not None:
                 dhc[...] = dhs[t]  # the loss at step t reaches h_t directly (both streams)
                 dh += dhc
@@ -226,21 +231,22 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
             if t == T - 1 and dhT is not None:
                 dhc += dhT
             # both streams through the cell of step t, with one set of coefficients
-            _gate_coefs(gates[t], tanh_c[t], c[t], coef)
-            f = gates[t, :, H:2 * H]
+            g_t = gates[t]
+            _gate_coefs(g_t, tanh_c[t], c[t], coef)
+            f = g_t[:, H:2 * H]
             _apply_gate_coefs(dh, dc, coef, f, da, dc, dct)
             _apply_gate_coefs(dhc, dcc, coef, f, da_cell, dcc, dct)
-            Z[:D, j] = x[t].T
-            Z[D + 1:, j] = h[t].T
+            z_x[...] = x[t].T
+            z_h[...] = h[t].T
             # total stream only: into x_t and, along the edge h_{t-1} -> a_t, into h_{t-1}
-            if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
-                np.matmul(da, WhxT[:, H:], out=out[:, H:])  # a detached step needs no Wh product
+            if detached[t]:
+                np.matmul(da, WxT_rows, out=out_x)  # a detached step needs no Wh product
                 dh.fill(0)
             else:
                 np.matmul(da, WhxT, out=out)
                 if hsc is not None:
                     dh *= hsc[t]
-            dx[t] = out[:, H:]
+            dx[t] = out_x
             if csc is not None:  # the cell edge c_{t-1} -> c_t, in both streams
                 dc *= csc[t]
                 dcc *= csc[t]
