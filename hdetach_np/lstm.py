@@ -24,8 +24,10 @@ The forward pass never changes: a detached copy has the same value.
 
 The step functions (`lstm_step_forward`, `lstm_step_backward`) are the maths a student reads; the
 sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers (`_activate`,
-`_cell_forward`, `_gate_grads`) inside the time loop. Speed comes from how the work is laid out,
-not from a second implementation:
+`_cell_forward`, `_gate_grads`) inside the time loop. `_gate_grads` is `_gate_coefs` (the step's
+gate-derivative coefficients, which depend on the forward pass only) followed by
+`_apply_gate_coefs` (one adjoint stream); `hdetach_np.paths` applies one step's coefficients to
+two streams. Speed comes from how the work is laid out, not from a second implementation:
 - one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
   the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
   and dW += [x_t, 1, h_{t-1}]^T da_t for all three weight gradients at once;
@@ -182,13 +184,79 @@ def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
 class _GradWork(NamedTuple):
     """Scratch arrays for `_gate_grads`, reused across the steps of a sequence."""
 
-    dc: np.ndarray  # (N, H)
-    deriv: np.ndarray  # (N, 4H)
-    other: np.ndarray  # (N, 4H)
+    dc: np.ndarray  # (N, H): dL/dc_t, everything that reaches c_t
+    coef: "_GateCoef"  # the step's gate-derivative coefficients
+
+
+class _GateCoef(NamedTuple):
+    """What backprop through one cell multiplies the adjoints by; depends on the forward pass only.
+
+    With dct = dL/dc_t (everything that reaches c_t) and dh = dL/dh_t:
+        dct = dc + dh * kc,                kc = o (1 - tanh(c_t)^2)               (N, H)
+        dL/da_t = [dct K_i, dct K_f, dh K_o, dct K_g], K = [s'(a_i) g, s'(a_f) c_{t-1},
+                                                         s'(a_o) tanh(c_t), tanh'(a_g) i]   (N, 4H)
+        dL/dc_{t-1} = dct * f.
+    Several adjoint streams through the same step (`hdetach_np.paths`) share one _GateCoef.
+    """
+
+    K: np.ndarray  # (N, 4H)
+    kc: np.ndarray  # (N, H)
+
+
+def _gate_coef_work(N: int, H: int, dtype) -> _GateCoef:
+    """Arrays for `_gate_coefs`, unit-major like the cache (see "Memory layout")."""
+    return _GateCoef(_unit_major(N, 4 * H, dtype), _unit_major(N, H, dtype))
 
 
 def _grad_work(N: int, H: int, dtype) -> _GradWork:
-    return _GradWork(np.empty((N, H), dtype), np.empty((N, 4 * H), dtype), np.empty((N, 4 * H), dtype))
+    return _GradWork(_unit_major(N, H, dtype), _gate_coef_work(N, H, dtype))
+
+
+def _gate_coefs(gates, tanh_c, c_prev, out: _GateCoef | None = None) -> _GateCoef:
+    """The gate-derivative coefficients of one step (see `_GateCoef`), from its forward values.
+
+    gates (N, 4H) activated i, f, o, g; tanh_c, c_prev (N, H). out: optional arrays from
+    `_gate_coef_work(N, H, dtype)` (allocated when None). Inputs are not modified.
+    """
+    N, H = c_prev.shape
+    if out is None:
+        out = _gate_coef_work(N, H, gates.dtype)
+    K, kc = out
+    i, g, o = gates[:, :H], gates[:, 3 * H:], gates[:, 2 * H:3 * H]
+    # the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2 = (1 - g)(1 + g)
+    np.subtract(1.0, gates, out=K)
+    K[:, :3 * H] *= gates[:, :3 * H]
+    ig = np.add(g, 1.0, out=kc)  # (1 + g) i, with kc as scratch
+    ig *= i
+    K[:, 3 * H:] *= ig  # tanh'(a_g) i
+    # the other factor of each product: a_i -> i g, a_f -> f c_{t-1}, a_o -> o tanh(c_t)
+    K[:, :H] *= g
+    K[:, H:2 * H] *= c_prev
+    K[:, 2 * H:3 * H] *= tanh_c
+    # the path c_t -> h_t = o tanh(c_t)
+    np.multiply(tanh_c, tanh_c, out=kc)
+    np.subtract(1.0, kc, out=kc)
+    kc *= o
+    return out
+
+
+def _apply_gate_coefs(dh, dc, coef: _GateCoef, f, da_out, dc_prev_out=None, dct=None):
+    """Backprop one adjoint stream through one cell with precomputed coefficients.
+
+    dh: dL/dh_t (N, H); dc: dL/dc_t (N, H) from step t+1 only; coef from `_gate_coefs`; f (N, H)
+    the forget gate. Writes dL/da_t into `da_out` (N, 4H) and returns dL/dc_{t-1} along the cell
+    edge (before any c_scale). dc_prev_out: optional (N, H) result array, may be `dc` itself.
+    dct: optional (N, H) scratch. Inputs are not modified.
+    """
+    K, kc = coef
+    N, H = kc.shape
+    dct = np.multiply(dh, kc, out=dct)  # dL/dc_t = dc + dh o (1 - tanh(c_t)^2)
+    dct += dc
+    # a_i and a_f in one call: dct broadcast over the two blocks
+    np.multiply(dct[:, None, :], K[:, :2 * H].reshape(N, 2, H), out=da_out[:, :2 * H].reshape(N, 2, H))
+    np.multiply(dh, K[:, 2 * H:3 * H], out=da_out[:, 2 * H:3 * H])
+    np.multiply(dct, K[:, 3 * H:], out=da_out[:, 3 * H:])
+    return np.multiply(dct, f, out=dc_prev_out)
 
 
 def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out, dc_prev_out=None, work: _GradWork | None = None):
@@ -199,33 +267,13 @@ def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out, dc_prev_out=None, work: _
     dL/dc_{t-1} along the cell edge (before any c_scale). Inputs are not modified.
     dc_prev_out: optional (N, H) array for the result; it may be `dc` itself (read before written).
     work: optional scratch from `_grad_work(N, H, dtype)` (allocated when None).
+    The maths is `_gate_coefs` (what depends on the forward pass) then `_apply_gate_coefs`.
     """
     H = c_prev.shape[-1]
     if work is None:
         work = _grad_work(c_prev.shape[0], H, da_out.dtype)
-    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    di, df, do, dg = da_out[:, :H], da_out[:, H:2 * H], da_out[:, 2 * H:3 * H], da_out[:, 3 * H:]
-    # backprop into o and c_t through h_t = o * tanh(c_t): dc_t += dh * o * (1 - tanh(c_t)^2)
-    np.multiply(dh, tanh_c, out=do)
-    dct = np.multiply(tanh_c, tanh_c, out=work.dc)
-    np.subtract(1.0, dct, out=dct)
-    dct *= o
-    dct *= dh
-    dct += dc
-    # backprop into f, i, g and c_{t-1} through c_t = f * c_{t-1} + i * g
-    np.multiply(dct, c_prev, out=df)
-    np.multiply(dct, g, out=di)
-    np.multiply(dct, i, out=dg)
-    dc_prev = np.multiply(dct, f, out=dc_prev_out)
-    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2 = (1 - g)(1 + g),
-    # as one product (1 - gates) * [s | 1 + g] over all four blocks
-    deriv = np.subtract(1.0, gates, out=work.deriv)
-    other = work.other
-    np.copyto(other, gates)
-    other[:, 3 * H:] += 1.0
-    deriv *= other
-    da_out *= deriv
-    return dc_prev
+    coef = _gate_coefs(gates, tanh_c, c_prev, work.coef)
+    return _apply_gate_coefs(dh, dc, coef, gates[:, H:2 * H], da_out, dc_prev_out, work.dc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,7 +507,7 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
     dc[...] = 0 if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH")
 
     da = _unit_major(N, 4 * H, dt)  # dL/da_t (N, 4H)
-    work = _GradWork(_unit_major(N, H, dt), _unit_major(N, 4 * H, dt), _unit_major(N, 4 * H, dt))
+    work = _grad_work(N, H, dt)
     WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
     xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}], unit-major
     xhT[D] = 1

@@ -15,9 +15,12 @@ edge h_{t-1} -> a_t (the gates of step t) at all, or it uses at least one:
     cell stream:   dL/dh_t = the loss at step t only (no h-edge brings anything back), and
                    dL/dc_{t-1} = f_t * (dL/dc_t + dL/dh_t * o_t * (1 - tanh(c_t)^2))  (cell edge only)
 
-The cell stream needs no Wh product. Both streams go through the same `_gate_grads` of lstm.py;
-the weight gradients of both are folded into one matmul per chunk of steps,
-`[h_{t-1} | x_t | 1]^T @ [da_total | da_cell]`, so no (T, N, 4H) array is ever stored.
+The cell stream needs no Wh product. Both streams go through the same step maths as
+`lstm_backward` (`_gate_coefs` and `_apply_gate_coefs` of lstm.py): the gate-derivative
+coefficients of a step depend on the forward pass only, so they are computed once per step and
+applied to each stream. The work arrays are unit-major like the cache, and the weight gradients of
+both streams come from one matmul per step, `[da_t; da_cell_t] [x_t, 1, h_{t-1}]` (8H, D+1+H) with
+the unit-major adjoints as its C-contiguous left operand; no (T, N, 4H) array is stored.
 
 A gradient taken with an h-detach mask or fractional `h_scale` (for instance the expected h-detach
 gradient `g(lambda = 1 - p)`, `expected_h_detach_gradient`) is split the same way: its total is that
@@ -38,12 +41,15 @@ import numpy as np
 
 from ._validate import check_array, check_probability
 from .linear import LinearGrads
-from .lstm import GATES, LSTMCache, LSTMGrads, _gate_grads, edge_scale, gate_slices, lstm_backward
+from .lstm import (
+    GATES, LSTMCache, LSTMGrads, _apply_gate_coefs, _gate_coef_work, _gate_coefs, _gate_grads, _unit_major,
+    edge_scale, gate_slices, lstm_backward,
+)
 
 PARAM_NAMES = ("Wx", "Wh", "b")
 READOUT_NAMES = ("V", "d")
 PARTS = ("total", "cell", "h")
-CHUNK_ROWS = 400  # steps per weight-gradient matmul: about this many (step, example) rows
+CHUNK_STEPS = 1  # steps per weight-gradient matmul (measured: larger chunks gave no gain)
 
 
 def param_groups(H: int | None = None, readout: bool = False) -> tuple[str, ...]:
@@ -140,14 +146,6 @@ def _difference(a: LSTMGrads, b: LSTMGrads) -> LSTMGrads:
     return LSTMGrads(*(getattr(a, f) - getattr(b, f) for f in ("Wx", "Wh", "b", "x", "h0", "c0")))
 
 
-def _view_rows(a: np.ndarray, cols: int) -> np.ndarray:
-    """`a` reshaped to (rows, cols) as a VIEW (writes must land in `a`)."""
-    v = a.reshape(-1, cols)
-    if not np.may_share_memory(v, a):  # pragma: no cover - the layouts used here always allow a view
-        raise RuntimeError("internal error: expected a reshaped view, numpy made a copy")
-    return v
-
-
 def _check_backward_inputs(dhs, cache, dhT, dcT):
     if not isinstance(cache, LSTMCache):
         raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
@@ -169,7 +167,7 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     Arguments as for `lstm_backward`: dhs (T, N, H) or None, h_scale / c_scale (T,), (T, N) or
     (T, N, H) in [0, 1] or None, dhT, dcT (N, H) or None. `readout`: the readout's LinearGrads, to
     be reported with the split (its cell part is its total, see the module docstring). `chunk`:
-    steps per weight-gradient matmul (None picks about 400 (step, example) rows).
+    steps per weight-gradient matmul (None: one step, which measured fastest).
 
     Returns PathGrads(total, cell, h[, readout]); each of total, cell, h is an LSTMGrads with Wx
     (D, 4H), Wh (H, 4H), b (4H,), x (T, N, D), h0, c0 (N, H). The cell part uses no h-edge, so its
@@ -181,7 +179,7 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     if readout is not None and readout.V.shape[0] != H:
         raise ValueError(f"expected readout gradients with V of shape (H={H}, K), got {readout.V.shape}")
     if chunk is None:
-        chunk = -(-CHUNK_ROWS // N)
+        chunk = CHUNK_STEPS
     elif not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer (steps per matmul) or None, got {chunk!r}")
     C = int(min(chunk, T))
@@ -190,94 +188,82 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
     csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
 
-    # total stream state: dL/dh_t, dL/dc_t (from step t+1)
-    dh = np.zeros((N, H), dt) if dhT is None else dhT.copy()
-    dc = np.zeros((N, H), dt) if dcT is None else dcT.copy()
-    # cell stream state: dL/dc_t from step t+1 along cell edges only
-    dcc = dc.copy()  # (N, H)
-
-    dbuf = np.empty((C, N, 8 * H), dt)  # (C, N, 8H): [dL/da_t total | dL/da_t cell] for one chunk
-    dh_buf = np.empty((C, N, H), dt)  # cell stream dL/dh_t when it is not simply dhs[t]
-    dc_cell = np.empty((C, N, H), dt)  # cell stream dL/dc_t arriving from step t+1
-    u = np.empty((C, N, H), dt)  # cell stream: what the loss at step t adds to dL/dc_t
-    Z = np.empty((C, N, H + D + 1), dt)  # (C, N, H+D+1): [h_{t-1} | x_t | 1]
-    Z[..., H + D] = 1
-    dW = np.zeros((H + D + 1, 8 * H), dt)  # rows [Wh | Wx | b], columns [total | cell]
-    dW_chunk = np.empty_like(dW)
-    dx = np.empty((T, N, 2, D), dt)  # dL/dx_t, total and cell
-    WhT, WxT = p.Wh.T, p.Wx.T
-    gates, tanh_c, c = cache.gates, cache.tanh_c, cache.c
+    # Layout as in lstm_backward: every (N, F) work array is unit-major (stored as (F, N)).
+    # total stream: dL/dh_t (the first H columns of `out`), dL/dc_t (from step t+1)
+    out = _unit_major(N, H + D, dt)  # [dL/dh_{t-1}, dL/dx_t] of the total stream, one matmul per step
+    dh, dc = out[:, :H], _unit_major(N, H, dt)
+    dh[...] = 0 if dhT is None else dhT
+    dc[...] = 0 if dcT is None else dcT
+    # cell stream: dL/dh_t is the loss at step t only (no h-edge brings anything back from a later
+    # step); dL/dc_t arrives from step t+1 along cell edges only
+    dhc, dcc = _unit_major(N, H, dt), _unit_major(N, H, dt)
+    dhc[...] = 0
+    dcc[...] = dc
+    coef, dct = _gate_coef_work(N, H, dt), _unit_major(N, H, dt)  # shared by both streams
+    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
+    # weight gradients, transposed: rows [total | cell] (8H), columns [Wx; b; Wh] (D+1+H); this
+    # orientation makes the unit-major [da_t; da_cell_t] the C-contiguous left operand (measured faster)
+    dWT, dWT_t = np.zeros((8 * H, D + 1 + H), dt), np.empty((8 * H, D + 1 + H), dt)
+    dx, dx_cell = np.empty((T, N, D), dt), np.empty((T, N, D), dt)
+    bufs = {}  # per chunk length n: [x_t; 1; h_{t-1}] (D+1+H, n, N) and [da_t; da_cell_t] (8H, n, N)
+    gates, tanh_c, c, h, x = cache.gates, cache.tanh_c, cache.c, cache.h, cache.x
+    detached = (hsc[:, 0, 0] == 0) if hsc is not None and hsc.shape[1:] == (1, 1) else np.zeros(T, bool)
+    WxT_rows = WhxT[:, H:]
+    out_x = out[:, H:]
 
     for t1 in range(T, 0, -C):
         t0 = max(t1 - C, 0)
         n = t1 - t0
-        # total stream, step by step: backprop through step t (gates and cell), then the h-edge
+        if n not in bufs:
+            Z, DA = np.empty((D + 1 + H, n, N), dt), np.empty((8 * H, n, N), dt)
+            Z[D] = 1
+            # per step j of the chunk: da, da_cell (N, 4H), x_t and h_{t-1} in Z (unit-major views)
+            views = [(DA[:4 * H, j].T, DA[4 * H:, j].T, Z[:D, j], Z[D + 1:, j]) for j in range(n)]
+            bufs[n] = Z, DA, views
+        Z, DA, views = bufs[n]
         for t in range(t1 - 1, t0 - 1, -1):
+            da, da_cell, z_x, z_h = views[t - t0]
             if dhs is not None:
-                dh += dhs[t]  # the loss at step t reaches h_t directly
-            dc = _gate_grads(dh, dc, gates[t], tanh_c[t], c[t], dbuf[t - t0, :, :4 * H])
-            if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
+                dhc[...] = dhs[t]  # the loss at step t reaches h_t directly (both streams)
+                dh += dhc
+            elif t == T - 2:
+                dhc[...] = 0
+            if t == T - 1 and dhT is not None:
+                dhc += dhT
+            # both streams through the cell of step t, with one set of coefficients
+            g_t = gates[t]
+            _gate_coefs(g_t, tanh_c[t], c[t], coef)
+            f = g_t[:, H:2 * H]
+            _apply_gate_coefs(dh, dc, coef, f, da, dc, dct)
+            _apply_gate_coefs(dhc, dcc, coef, f, da_cell, dcc, dct)
+            z_x[...] = x[t].T
+            z_h[...] = h[t].T
+            # total stream only: into x_t and, along the edge h_{t-1} -> a_t, into h_{t-1}
+            if detached[t]:
+                np.matmul(da, WxT_rows, out=out_x)  # a detached step needs no Wh product
                 dh.fill(0)
             else:
-                np.matmul(dbuf[t - t0, :, :4 * H], WhT, out=dh)
+                np.matmul(da, WhxT, out=out)
                 if hsc is not None:
                     dh *= hsc[t]
-            if csc is not None:
+            dx[t] = out_x
+            if csc is not None:  # the cell edge c_{t-1} -> c_t, in both streams
                 dc *= csc[t]
-        # cell stream, for the whole chunk: dL/dh_t is the loss at step t only (no h-edge brings
-        # anything back), and dL/dc_{t-1} = f_t * (dL/dc_t + u_t) along the cell edge, with
-        # u_t = dL/dh_t * o_t * (1 - tanh(c_t)^2)
-        if dhs is None:
-            dh_cell = dh_buf[:n]
-            dh_cell.fill(0)
-        elif t1 == T and dhT is not None:
-            dh_cell = dh_buf[:n]
-            dh_cell[...] = dhs[t0:t1]
-        else:
-            dh_cell = dhs[t0:t1]  # (n, N, H), no copy
-        if t1 == T and dhT is not None:
-            dh_cell[n - 1] += dhT
-        with_u = dhs is not None or (t1 == T and dhT is not None)
-        if with_u:
-            np.multiply(tanh_c[t0:t1], tanh_c[t0:t1], out=u[:n])
-            np.subtract(1, u[:n], out=u[:n])
-            u[:n] *= gates[t0:t1, :, 2 * H:3 * H]
-            u[:n] *= dh_cell
-        dc_cell[n - 1] = dcc
-        for j in range(n - 1, -1, -1):
-            dst = dc_cell[j - 1] if j > 0 else dcc
-            if with_u:
-                np.add(dc_cell[j], u[j], out=dst)
-                dst *= gates[t0 + j, :, H:2 * H]
-            else:
-                np.multiply(dc_cell[j], gates[t0 + j, :, H:2 * H], out=dst)
-            if csc is not None:
-                dst *= csc[t0 + j]
-        # ... and its gate gradients in one call (the same maths as the total stream)
+                dcc *= csc[t]
+        # weight gradients of both streams for the chunk in one matmul: [x_t; 1; h_{t-1}] [da | da_cell]
         rows = n * N
-        _gate_grads(
-            dh_cell.reshape(rows, H), dc_cell[:n].reshape(rows, H),
-            gates[t0:t1].reshape(rows, 4 * H), tanh_c[t0:t1].reshape(rows, H), c[t0:t1].reshape(rows, H),
-            _view_rows(dbuf[:n, :, 4 * H:], 4 * H),
-        )
-        # weight gradients of both streams for the chunk: one matmul [h_{t-1} | x_t | 1]^T [da | da_cell]
-        Z[:n, :, :H] = cache.h[t0:t1]
-        Z[:n, :, H:H + D] = cache.x[t0:t1]
-        d2 = dbuf[:n].reshape(rows, 8 * H)
-        np.matmul(Z[:n].reshape(rows, H + D + 1).T, d2, out=dW_chunk)
-        dW += dW_chunk
-        # input gradients of both streams: rows of d2 seen as (2 rows, 4H) = [total; cell]
-        dx[t0:t1] = (d2.reshape(2 * rows, 4 * H) @ WxT).reshape(n, N, 2, D)
+        np.matmul(DA.reshape(8 * H, rows), Z.reshape(D + 1 + H, rows).T, out=dWT_t)
+        dWT += dWT_t
+        # the cell stream's input gradient, for the chunk: (Wx @ da_cell^T)^T
+        dx_cell[t0:t1] = (p.Wx @ DA[4 * H:].reshape(4 * H, rows)).reshape(D, n, N).transpose(1, 2, 0)
 
-    def part(k, h0, c0):
-        cols = slice(4 * k * H, 4 * (k + 1) * H)
-        return LSTMGrads(
-            Wx=dW[H:H + D, cols].copy(), Wh=dW[:H, cols].copy(), b=dW[H + D, cols].copy(),
-            x=dx[:, :, k].copy(), h0=h0, c0=c0,
-        )
+    def part(k, gx, h0, c0):
+        dW = dWT[4 * k * H:4 * (k + 1) * H].T  # (D+1+H, 4H): [Wx; b; Wh]
+        return LSTMGrads(Wx=np.ascontiguousarray(dW[:D]), Wh=np.ascontiguousarray(dW[D + 1:]), b=dW[D].copy(),
+                         x=gx, h0=np.ascontiguousarray(h0), c0=np.ascontiguousarray(c0))
 
-    total = part(0, dh, dc)
-    cell = part(1, np.zeros((N, H), dt), dcc)
+    total = part(0, dx, dh, dc)
+    cell = part(1, dx_cell, np.zeros((N, H), dt), dcc)
     return PathGrads(total, cell, _difference(total, cell), readout)
 
 
