@@ -57,8 +57,18 @@ def close(got, expected) -> bool:
     return rel_error(got, expected) < TOLERANCE
 
 
+def diagnose(name: str, got, expected, hints, dims: str, fallback: str) -> str:
+    """The message for a wrong answer: the hint of the first typical mistake `got` matches
+    (`hints` is a list of (wrong answer, hint)), else the general `fallback` hint."""
+    where = f"{name} is not right yet on a problem with {dims} (relative error {rel_error(got, expected):.2g})"
+    for candidate, hint in hints:
+        if close(got, candidate):
+            return f"{where}: {hint}."
+    return f"{where}. Hint: {fallback}."
+
+
 def passed(message: str) -> None:
     print(f"Correct! {message}")
 
 
-__all__ = ["ExerciseError", "TOLERANCE", "call_student", "close", "expect_array", "expect_unchanged", "passed"]
+__all__ = ["ExerciseError", "TOLERANCE", "call_student", "close", "diagnose", "expect_array", "expect_unchanged", "passed"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..gradcheck import rel_error
 from ..lstm import GATES, LSTMCache, StepCache, init_lstm, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
-from . import ExerciseError, call_student, close, expect_array, expect_unchanged, passed
+from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 STEP_SIZES = ((0, 3, 2, 4), (1, 2, 3, 5), (2, 1, 1, 1))  # (seed, N, D, H)
 SEQUENCE_SIZES = ((3, 5, 3, 2, 4), (4, 1, 2, 1, 3))  # (seed, T, N, D, H)
@@ -81,7 +81,7 @@ def check_forget_gate_grad(forget_gate_grad) -> None:
             (expected / (f * (1 - f)),
              "that is dL/df_t; multiply by the derivative of the sigmoid, f * (1 - f), to reach the pre-activation"),
         ]
-        raise ExerciseError(_diagnose(name, got, expected, hints, f"N={N}, D={D}, H={H}",
+        raise ExerciseError(diagnose(name, got, expected, hints, f"N={N}, D={D}, H={H}",
                                       "the forget gate is cache.gates[:, H:2*H] (order i, f, o, g)"))
     passed(f"{name} matches hdetach_np.lstm_step_backward on {len(STEP_SIZES)} random problems "
            f"(largest relative error {worst:.1e}).")
@@ -155,18 +155,10 @@ def check_cell_path_c0_grad(cell_path_c0_grad) -> None:
             (expected / (o_T * (1 - tanh_T ** 2)),
              "dh_T first reaches c_T through h_T = o_T * tanh(c_T): multiply by o_T * (1 - tanh(c_T)**2)"),
         ]
-        raise ExerciseError(_diagnose(name, got, expected, hints, f"T={T}, N={N}, D={D}, H={H}",
+        raise ExerciseError(diagnose(name, got, expected, hints, f"T={T}, N={N}, D={D}, H={H}",
                                       "dL/dc_0 = dh_T * o_T * (1 - tanh(c_T)^2) * f_T * ... * f_1"))
     passed(f"{name} matches hdetach_np.lstm_backward(..., h_scale=0) on {len(SEQUENCE_SIZES)} random "
            f"sequences (largest relative error {worst:.1e}).")
-
-
-def _diagnose(name, got, expected, hints, dims, fallback) -> str:
-    where = f"{name} is not right yet on a problem with {dims} (relative error {rel_error(got, expected):.2g})"
-    for candidate, hint in hints:
-        if close(got, candidate):
-            return f"{where}: {hint}."
-    return f"{where}. Hint: {fallback}."
 
 
 __all__ = ["check_cell_path_c0_grad", "check_forget_gate_grad", "check_gate_grads",

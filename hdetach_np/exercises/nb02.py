@@ -20,7 +20,7 @@ from ..gradcheck import rel_error
 from ..jacobians import StepJacobians, forward_mode, num_params, step_jacobians
 from ..lstm import LSTMCache, LSTMParams, init_lstm, lstm_forward
 from ..paths import gradient_paths
-from . import ExerciseError, call_student, close, expect_array, expect_unchanged, passed
+from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 STEP_SIZES = ((0, 3, 2, 4), (1, 2, 1, 5), (2, 1, 3, 1))  # (seed, N, D, H)
 SEQUENCE_SIZES = ((3, 4, 2, 2, 3), (4, 3, 1, 1, 2))  # (seed, T, N, D, H)
@@ -95,7 +95,7 @@ def check_psi_tilde(psi_tilde) -> None:
             (expected - terms["i"], "you left out the input-gate term diag(g i (1 - i)) Wh_i^T"),
             (expected - terms["g"], "you left out the candidate term diag(i (1 - g^2)) Wh_g^T"),
         ]
-        raise ExerciseError(_diagnose(name, got, expected, hints, f"N={N}, H={H}",
+        raise ExerciseError(diagnose(name, got, expected, hints, f"N={N}, H={H}",
                                       "c_t = f * c_{t-1} + i * g; differentiate each gate through its "
                                       "pre-activation a = ... + h_{t-1} Wh (order i, f, o, g) and add the three terms"))
     passed(f"{name} matches hdetach_np.step_jacobians(...).psi_tilde on {len(STEP_SIZES)} random steps "
@@ -205,14 +205,6 @@ def check_wh_zero(vanishing_part, wh_gradient_is_zero) -> None:
     passed(f"With Wh = 0 every B_t is zero, so the {truth} part vanishes (||g_h|| = {n['h']['all']:.1e}, "
            f"rounding only, against ||g_cell|| = {n['cell']['all']:.3f}), while dL/dWh is not zero "
            f"(||dL/dWh|| = {n['total']['Wh']:.3f}, all of it cell path).")
-
-
-def _diagnose(name, got, expected, hints, dims, fallback) -> str:
-    where = f"{name} is not right yet on a problem with {dims} (relative error {rel_error(got, expected):.2g})"
-    for candidate, hint in hints:
-        if close(got, candidate):
-            return f"{where}: {hint}."
-    return f"{where}. Hint: {fallback}."
 
 
 __all__ = ["check_forward_step", "check_psi_tilde", "check_wh_zero", "random_cache", "wh_zero_norms"]

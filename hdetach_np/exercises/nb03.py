@@ -22,7 +22,7 @@ from ..gradcheck import rel_error
 from ..jacobians import step_jacobians
 from ..lstm import LSTMCache, init_lstm, lstm_forward
 from ..suppression import SuppressionConfig, suppression_sweep
-from . import ExerciseError, call_student, close, expect_array, expect_unchanged, passed
+from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 SCALE = 4.0
 RATIO_FACTOR = 1.5  # a prediction within this factor of the computed ratio is accepted
@@ -167,20 +167,12 @@ def check_cell_jacobian_product(cell_jacobian_product) -> None:
             if k >= 2:
                 hints.append((_closed_form(cache, end_step, first + 1),
                               "the product has exactly k factors, steps end_step-k+1 .. end_step; you used k-1"))
-            raise ExerciseError(_diagnose(name, got, expected, hints,
+            raise ExerciseError(diagnose(name, got, expected, hints,
                                           f"T={T}, N={N}, H={H}, end_step={end_step}, k={k}",
                                           "A_t = [[0, diag k_t], [0, diag f_t]]: multiply two of them by hand "
                                           "to see the pattern (k_t = o_t (1 - tanh(c_t)^2) f_t)"))
     passed(f"{name} matches the product of the A_t of hdetach_np.step_jacobians in {cases} cases "
            f"(largest relative error {worst:.1e}).")
-
-
-def _diagnose(name, got, expected, hints, dims, fallback) -> str:
-    where = f"{name} is not right yet on a problem with {dims} (relative error {rel_error(got, expected):.2g})"
-    for candidate, hint in hints:
-        if close(got, candidate):
-            return f"{where}: {hint}."
-    return f"{where}. Hint: {fallback}."
 
 
 __all__ = ["check_cell_jacobian_product", "check_ratio_at_scale_4", "random_cache", "ratios_at_scale",
