@@ -387,7 +387,6 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
     """
     T, N, H, dt = _check_backward_inputs(dhs, cache, dhT, dcT)
     p = cache.params
-    D = p.input_size
     if ref_step is None:
         ref_step = _last_loss_step(dhs, T, dhT, dcT)
     elif not isinstance(ref_step, (int, np.integer)) or not 0 <= ref_step < T:
