@@ -75,8 +75,8 @@ class DemoSettings:
                        T=2, hidden=16, batch_size=16, lr=2e-2, p=0.5, epochs=2, iterations_per_epoch=30,
                        n_train=500, n_valid=100, log_paths_every=10)
         return cls(sup_T=50, sup_N=32, sup_H=64, sup_smin=0.25, sup_smax=32.0, sup_nscales=8,
-                   T=5, hidden=64, batch_size=64, lr=2e-2, p=0.5, epochs=5, iterations_per_epoch=300,
-                   n_train=10_000, n_valid=500, log_paths_every=50)
+                   T=5, hidden=64, batch_size=64, lr=2e-2, p=0.5, epochs=10, iterations_per_epoch=150,
+                   n_train=10_000, n_valid=500, log_paths_every=25)
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +289,7 @@ def _suppression_figure(res, cfg, path: Path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     plot_ratio_vs_scale(axes[0], res, "cell/total", "all")
     axes[0].set_title("cell-path share of the LSTM gradient", fontsize="medium")
-    axes[0].set_ylim(max(1e-12, axes[0].get_ylim()[0]), 2)
+    axes[0].set_ylim(max(1e-30, axes[0].get_ylim()[0]), 2)
     plot_norms_vs_scale(axes[1], res, "all", "plain")
     axes[1].set_title("norms of the parts (plain gradient, geometric mean over seeds)", fontsize="medium")
     fig.suptitle(f"Suppression of the cell path as Wh grows: copying batch, T={cfg.T} (sequences of {cfg.T + 20}), "
@@ -323,6 +323,7 @@ def _copying_figure(histories: dict, s: DemoSettings, n_seeds: int, path: Path):
     for ax, (name, hs) in zip((a_v, a_h), histories.items()):
         recs = [r["paths"] for h in hs[:1] for r in h if "paths" in r]
         plot_path_norms_history(ax, recs, "all")
+        ax.set_ylabel("gradient norm (LSTM weights Wx, Wh, b)")
         ax.set_title(f"{name}, first seed: norms of the full gradient's parts", fontsize="medium")
     lo = min(a_v.get_ylim()[0], a_h.get_ylim()[0])
     hi = max(a_v.get_ylim()[1], a_h.get_ylim()[1])
