@@ -52,6 +52,7 @@ from .data import MNISTData, load_mnist, prepare_mnist
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import read_history
 from .training import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
+from .demo import DemoResult, run_demo
 
 __version__ = "0.1.0"
 
@@ -68,4 +69,5 @@ __all__ = [
     "TrainConfig", "MNISTData", "load_mnist", "prepare_mnist", "SGD", "Adam", "RMSprop", "clip_grad_norm",
     "make_optimizer", "read_history", "Model", "TrainingDiverged", "TrainResult", "evaluate", "evaluate_run",
     "init_model", "train", "transfer_copying",
+    "DemoResult", "run_demo",
 ]

@@ -401,8 +401,8 @@ def _summary_md(r: dict) -> str:
     a, b = list(cop["variants"].values())[:2]
     diff = b["final_valid_accuracy_mean"] - a["final_valid_accuracy_mean"]
     L += ["", f"At the end, h-detach's mean validation accuracy is {_g(abs(diff))} {'above' if diff >= 0 else 'below'} "
-          f"vanilla's, over {len(a['runs'])} seeds each; a short run at a small T: this says nothing about long "
-          "delays, where the paper reports its gains.", "",
+          f"vanilla's, over {len(a['runs'])} seeds each. A short run at a small T: it does not test the long "
+          "delays (T = 100 to 300) where the paper reports its gains.", "",
           f"Wall time: {_g(sec['copying'])} s. Reproduce each run (the run folders are in `runs/`):", "", "```bash"]
     L += list(cop["commands"].values())
     L += ["```", "", "The numbers above are in `results.json`; the configs in `config.json`.", ""]
