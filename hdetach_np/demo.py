@@ -1,7 +1,7 @@
 """`hdetach-np demo`: the paper's two claims, at a size that runs in a few minutes on a laptop.
 
     from hdetach_np.demo import run_demo
-    res = run_demo("runs/demo")              # about 3 minutes on one core; quick=True: seconds
+    res = run_demo("runs/demo")              # about 1.5 CPU minutes on one core; quick=True: seconds
     res.results["copying"]["variants"]       # the numbers behind the figures (also results.json)
 
 Two stages, on built-in synthetic data (no download):
@@ -498,7 +498,8 @@ def _add_demo(sub):
         "delay, vanilla against h-detach p=0.5, the same seeds for both, with the cell/h gradient norms during "
         "training. Writes suppression.png, copying.png, summary.md (numbers, configs, wall times, versions, "
         "commands that reproduce each part), results.json, config.json and the training run folders. "
-        "About 3 minutes on one core; --quick takes seconds.",
+        "About 1.5 minutes of CPU time on one core (4 minutes of wall time on a busy 2-core machine); "
+        "--quick takes seconds.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="run folder to create (must be new or empty)")
@@ -515,8 +516,14 @@ def _add_demo(sub):
 def _run_demo(args) -> int:
     argv = ["hdetach-np", "demo", "--out", args.out, "--seed", str(args.seed), "--seeds", str(args.seeds),
             "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
-    res = run_demo(args.out, quick=args.quick, seed=args.seed, seeds=args.seeds, threads=args.threads,
-                   force=args.force, command=" ".join(argv))
+    from .training import TrainingDiverged
+
+    try:
+        res = run_demo(args.out, quick=args.quick, seed=args.seed, seeds=args.seeds, threads=args.threads,
+                       force=args.force, command=" ".join(argv))
+    except TrainingDiverged as err:
+        print(f"hdetach-np demo: error: {err}", file=sys.stderr)
+        return 1
     r = res.results
     print(f"wrote {res.out_dir}/: summary.md, suppression.png, copying.png, results.json, config.json, runs/ "
           f"({r['seconds']['total']:.0f} s)")
