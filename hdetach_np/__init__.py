@@ -53,6 +53,7 @@ from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import read_history
 from .training import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 from .threads import blas_threads
+from .demo import DemoResult, run_demo
 
 __version__ = "0.1.0"
 
@@ -70,4 +71,5 @@ __all__ = [
     "make_optimizer", "read_history", "Model", "TrainingDiverged", "TrainResult", "evaluate", "evaluate_run",
     "init_model", "train", "transfer_copying",
     "blas_threads",
+    "DemoResult", "run_demo",
 ]

@@ -47,6 +47,10 @@ from .cli_train import _add_data, _add_eval, _add_plot, _add_train, _add_transfe
 
 COMMANDS += [_add_train, _add_eval, _add_transfer, _add_plot, _add_data]
 
+from .demo import _add_demo  # noqa: E402  `hdetach-np demo`
+
+COMMANDS += [_add_demo]
+
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
