@@ -83,3 +83,17 @@ def test_every_script_quick_mode(tmp_path):
     # the convergence runs were reused by the later scripts, not trained again
     assert len(stamps) == 6
     assert stamps == {d.parent.name: d.stat().st_mtime_ns for d in runs.glob("*/summary.json") if d.parent.name in stamps}
+
+
+def test_a_longer_run_starts_as_the_shorter_one():
+    """ablations.py compares against the convergence runs cut at its own length: with detaching in
+    every iteration the first K iterations of a longer run are exactly a K-iteration run."""
+    import hdetach_np as hd
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+
+    short = hd.train(hd.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=2)))
+    longer = hd.train(hd.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=3)))
+    assert len(short.history) > 10
+    assert strip(short.history) == strip([r for r in longer.history if r["iteration"] <= short.iteration])
