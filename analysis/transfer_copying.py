@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     Ts = [f * T for f in FACTORS]
 
     summary, rows = {}, []
-    ex._limit_blas()
+    ex.limit_blas_threads()
     for tag, js in jobs.items():
         acc = []
         for j in js:

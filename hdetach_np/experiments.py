@@ -44,7 +44,7 @@ class Job:
         TrainConfig.from_dict(self.config)  # rejects unknown keys and bad values now, not in a worker
 
 
-def _limit_blas():
+def limit_blas_threads():
     """Limit BLAS to one thread in this process (threadpoolctl if present, else the env variables
     set by `run_jobs` before the workers started)."""
     try:
@@ -68,7 +68,7 @@ def is_complete(run_dir, config: dict) -> bool:
 def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
     from .training import TrainingDiverged, train
 
-    _limit_blas()
+    limit_blas_threads()
     run = Path(run_dir)
     if run.exists():
         shutil.rmtree(run)  # an unfinished or different run: start again
