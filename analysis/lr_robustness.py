@@ -1,0 +1,74 @@
+"""Robustness to the learning rate: copying convergence of vanilla vs h-detach at several learning rates.
+
+The copying setup of `hdetach_np.experiments.COPYING` (T=5, hidden 64, one-hot input, Adam, batch
+100, clipping 1.0, 4,000 iterations) at each learning rate of --lrs, vanilla and h-detach at each
+of --ps, --seeds seeds. The runs at lr 1e-2 are the ones of copying_convergence.py (reused).
+
+Writes into --out: lr_robustness.png, lr_robustness.json, lr_robustness.md.
+
+Run from the repository root (after `pip install -e .`):
+
+    python analysis/lr_robustness.py --out docs/figures/experiments --lrs 5e-4 1e-3 1e-2
+    python analysis/lr_robustness.py --out /tmp/quick --quick      # seconds
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def build_parser():
+    from hdetach_np.experiments import base_parser
+
+    p = base_parser(__doc__)
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1)")
+    p.add_argument("--ps", type=float, nargs="+", default=[0.5], help="h-detach probabilities (besides vanilla)")
+    p.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 1e-3, 1e-2], help="Adam learning rates")
+    return p
+
+
+def main(argv=None) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hdetach_np import experiments as ex
+
+    args = build_parser().parse_args(argv)
+    if any(lr <= 0 for lr in args.lrs):
+        raise ValueError(f"every --lrs value must be > 0, got {args.lrs}")
+    t0 = time.perf_counter()
+    base = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
+    seeds = range(2 if args.quick else args.seeds)
+    jobs = {}
+    for lr in args.lrs:
+        variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
+        for tag, js in ex.make_jobs(dict(base, lr=lr), variants, seeds).items():
+            jobs[f"lr {lr:g}, {tag}"] = js
+    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
+    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
+    groups = ex.collect(jobs, done)
+    summary = ex.convergence_summary(groups)
+
+    fig, axes = plt.subplots(1, len(args.lrs), figsize=(5.5 * len(args.lrs), 4.4), squeeze=False)
+    for ax, lr in zip(axes[0], args.lrs):
+        ex.plot_accuracy_groups(ax, {t.split(", ", 1)[1]: g for t, g in groups.items() if t.startswith(f"lr {lr:g},")})
+        ax.set_title(f"Adam lr {lr:g}", fontsize="medium")
+    fig.suptitle(f"Copying T={base['T']}, hidden {base['hidden']}, one-hot input, {len(seeds)} seeds", fontsize="medium")
+    fig.tight_layout()
+
+    cmd = ex.command_line("lr_robustness.py", argv)
+    table = ex.convergence_table(summary) + "\nPer seed:\n\n" + ex.per_seed_table(summary)
+    data = {"command": cmd, "config": base, "lrs": args.lrs, "seeds": list(seeds), "summary": summary,
+            "train_seconds_total": round(sum(s["train_seconds_total"] for s in summary.values()), 1),
+            "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
+    paths = ex.write_outputs(args.out, "lr_robustness", data, f"Command: `{cmd}`\n\n" + table, fig)
+    plt.close(fig)
+    print(ex.convergence_table(summary))
+    print("wrote", ", ".join(str(p) for p in paths.values()))
+    return data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The experiment machinery (hdetach_np.experiments) and the quick modes of the experiment scripts."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from hdetach_np import experiments as ex
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+SCRIPTS = ("copying_convergence", "gradient_components", "transfer_copying", "ablations", "lr_robustness",
+           "mnist_sequential")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"analysis_{name}", ROOT / "analysis" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_first_reach_and_spread():
+    hist = [{"iteration": 1, "loss": 1.0}, {"iteration": 100, "split": "valid", "accuracy": 0.4},
+            {"iteration": 200, "split": "valid", "accuracy": 0.95}, {"iteration": 300, "split": "valid", "accuracy": 0.5}]
+    assert ex.first_reach(hist, (0.5, 0.9, 0.99)) == {0.5: 200, 0.9: 200, 0.99: None}
+    s = ex.spread([100, None, 300])
+    assert s == {"n": 2, "n_missing": 1, "median": 300.0, "min": 100.0, "max": 300.0}
+    assert ex.spread([100, None, None])["median"] is None  # most seeds never reached: no median
+    assert ex.spread([None])["min"] is None
+
+
+def test_job_rejects_bad_configs_and_names():
+    with pytest.raises(ValueError, match="unknown config key"):
+        ex.Job("a", {"task": "copying", "nonsense": 1})
+    with pytest.raises(ValueError, match="job name"):
+        ex.Job("a/b", {"task": "copying"})
+    jobs = ex.make_jobs(ex.COPYING_QUICK, dict([ex.copying_variant(0.0), ex.copying_variant(0.5, detach="c")]), [0, 1])
+    names = [j.name for js in jobs.values() for j in js]
+    assert len(set(names)) == 4 and all("T2-H8" in n for n in names)
+    assert list(jobs) == ["vanilla", "c-detach p=0.5"]
+    with pytest.raises(ValueError, match="unique"):
+        ex.run_jobs(jobs["vanilla"] * 2, "unused")
+
+
+def test_run_jobs_reuses_complete_runs(tmp_path):
+    jobs = ex.make_jobs(ex.COPYING_QUICK, dict([ex.copying_variant(0.5)]), [0])["h-detach p=0.5"]
+    first = ex.run_jobs(jobs, tmp_path, workers=1, say=lambda s: None)
+    assert first[jobs[0].name]["status"] == "complete"
+    assert ex.is_complete(tmp_path / jobs[0].name, jobs[0].config)
+    assert not ex.is_complete(tmp_path / jobs[0].name, dict(jobs[0].config, seed=5))
+    again = ex.run_jobs(jobs, tmp_path, workers=1, say=lambda s: None)
+    assert again[jobs[0].name]["status"] == "reused"
+
+
+def test_every_script_quick_mode(tmp_path):
+    runs = tmp_path / "runs"  # shared, as in the full runs: later scripts reuse the convergence runs
+    for name in SCRIPTS:
+        out = tmp_path / name
+        data = _load(name).main(["--quick", "--out", str(out), "--runs", str(runs)])
+        png, js, md = (out / f"{name}.{e}" for e in ("png", "json", "md"))
+        assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
+        saved = json.loads(js.read_text())
+        assert saved["command"].startswith(f"python analysis/{name}.py --quick")
+        assert set(saved) == set(data)
+        assert md.read_text().count("|") > 10
+        if name == "copying_convergence":
+            stamps = {d.parent.name: d.stat().st_mtime_ns for d in runs.glob("*/summary.json")}
+    conv = json.loads((tmp_path / "copying_convergence" / "copying_convergence.json").read_text())
+    assert list(conv["summary"]) == ["vanilla", "h-detach p=0.25", "h-detach p=0.5"]
+    for s in conv["summary"].values():
+        assert [p["seed"] for p in s["per_seed"]] == [0, 1]
+        assert all(p["final_iteration"] == 15 and 0 <= p["final_valid_accuracy"] <= 1 for p in s["per_seed"])
+    grad = json.loads((tmp_path / "gradient_components" / "gradient_components.json").read_text())
+    for s in grad["series"].values():
+        assert s["iteration"] == [5.0, 10.0, 15.0]
+        assert all(v > 0 for row in s["cell"] for v in row)
+    tr = json.loads((tmp_path / "transfer_copying" / "transfer_copying.json").read_text())
+    assert tr["eval_T"] == [2, 4, 8, 20, 40]
+    abl = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
+    assert "c-detach p=0.5" in abl["summary"] and "vanilla, no clipping" in abl["summary"]
+    # the convergence runs were reused by the later scripts, not trained again
+    assert len(stamps) == 6
+    assert stamps == {d.parent.name: d.stat().st_mtime_ns for d in runs.glob("*/summary.json") if d.parent.name in stamps}
+
+
+def test_a_longer_run_starts_as_the_shorter_one():
+    """ablations.py compares against the convergence runs cut at its own length: with detaching in
+    every iteration the first K iterations of a longer run are exactly a K-iteration run."""
+    import hdetach_np as hd
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+
+    short = hd.train(hd.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=2)))
+    longer = hd.train(hd.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=3)))
+    assert len(short.history) > 10
+    assert strip(short.history) == strip([r for r in longer.history if r["iteration"] <= short.iteration])
