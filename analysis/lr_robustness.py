@@ -8,7 +8,7 @@ Writes into --out: lr_robustness.png, lr_robustness.json, lr_robustness.md.
 
 Run from the repository root (after `pip install -e .`):
 
-    python analysis/lr_robustness.py --out docs/figures/experiments --lrs 5e-4 1e-3 1e-2
+    python analysis/lr_robustness.py --out docs/figures/experiments --lrs 5e-4 1e-3 1e-2   # 12 new runs, 3.6 min measured
     python analysis/lr_robustness.py --out /tmp/quick --quick      # seconds
 """
 
