@@ -68,10 +68,8 @@ def main(argv=None) -> dict:
     data = {"command": cmd, "config": base, "seeds": list(seeds), "variants": variants, "summary": summary,
             "train_seconds_total": round(sum(s["train_seconds_total"] for s in summary.values()), 1),
             "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
-    paths = ex.write_outputs(args.out, "copying_convergence", data, f"Command: `{cmd}`\n\n" + table, fig)
-    plt.close(fig)
+    ex.write_outputs(args.out, "copying_convergence", data, f"Command: `{cmd}`\n\n" + table, fig)
     print(ex.convergence_table(summary))
-    print("wrote", ", ".join(str(p) for p in paths.values()))
     return data
 
 

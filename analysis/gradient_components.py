@@ -117,10 +117,8 @@ def main(argv=None) -> dict:
     data = {"command": cmd, "config": base, "group": args.group, "seeds": list(seeds), "summary": summary,
             "series": {tag: {k: np.round(v, 6).tolist() for k, v in s.items()} for tag, s in series.items()},
             "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
-    paths = ex.write_outputs(args.out, "gradient_components", data, f"Command: `{cmd}`\n\n" + table, fig)
-    plt.close(fig)
+    ex.write_outputs(args.out, "gradient_components", data, f"Command: `{cmd}`\n\n" + table, fig)
     print(table)
-    print("wrote", ", ".join(str(p) for p in paths.values()))
     return data
 
 

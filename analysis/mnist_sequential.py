@@ -119,10 +119,8 @@ def main(argv=None) -> dict:
                                "final valid acc.", "train seconds"], rows)
     data = {"command": cmd, "data": source, "settings": {k: v for k, v in vars(args).items() if k not in ("out", "runs")},
             "summary": summary, "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
-    paths = ex.write_outputs(args.out, "mnist_sequential", data, f"Command: `{cmd}`\n\nData: {source}\n\n" + table, fig)
-    plt.close(fig)
+    ex.write_outputs(args.out, "mnist_sequential", data, f"Command: `{cmd}`\n\nData: {source}\n\n" + table, fig)
     print(table)
-    print("wrote", ", ".join(str(p) for p in paths.values()))
     return data
 
 

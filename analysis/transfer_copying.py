@@ -89,10 +89,8 @@ def main(argv=None) -> dict:
         f"\nAccuracy on the last 10 steps, median (min-max) over {len(seeds)} seeds, {n} sequences per delay.\n"
     data = {"command": cmd, "config": base, "trained_T": T, "eval_T": Ts, "n": n, "seed": 555,
             "seeds": list(seeds), "summary": summary, "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
-    paths = ex.write_outputs(args.out, "transfer_copying", data, f"Command: `{cmd}`\n\n" + table, fig)
-    plt.close(fig)
+    ex.write_outputs(args.out, "transfer_copying", data, f"Command: `{cmd}`\n\n" + table, fig)
     print(table)
-    print("wrote", ", ".join(str(p) for p in paths.values()))
     return data
 
 

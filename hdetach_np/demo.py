@@ -390,7 +390,7 @@ def _summary_md(r: dict) -> str:
           "|---|---|---|---|---|---|---|"]
     for name, v in cop["variants"].items():
         for run in v["runs"]:
-            f, l = run["first_paths"], run["last_paths"]
+            f = run["first_paths"]
             L.append(f"| {name} | {run['seed']} | {_g(run['final_valid_accuracy'])} | {_g(run['best_valid_accuracy'])} | "
                      f"{_g(run['final_train_loss'])} | {_g(f['cell'] / f['total'])} -> {_g(run['cell_share'][-1])} | "
                      f"{_g(run['seconds'])} |")

@@ -212,7 +212,8 @@ def markdown_table(header, rows) -> str:
 
 
 def write_outputs(out_dir, stem: str, data: dict, table_md: str, fig=None, dpi: int = 100) -> dict:
-    """Write OUT/stem.json, OUT/stem.md and (if a figure is given) OUT/stem.png; return the paths."""
+    """Write OUT/stem.json, OUT/stem.md and (if a figure is given, then closed) OUT/stem.png; say
+    what was written and return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
@@ -221,6 +222,10 @@ def write_outputs(out_dir, stem: str, data: dict, table_md: str, fig=None, dpi: 
     if fig is not None:
         paths["png"] = out / f"{stem}.png"
         fig.savefig(paths["png"], dpi=dpi)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    print("wrote", ", ".join(str(p) for p in paths.values()))
     return paths
 
 
