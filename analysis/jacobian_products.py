@@ -16,23 +16,16 @@ Run from the repository root (after `pip install -e .`):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--T", type=int, default=100, help="copying delay (sequences of T + 20 steps)")
-    p.add_argument("--N", type=int, default=8, help="batch size (norms are averaged over it)")
-    p.add_argument("--H", type=int, default=128, help="hidden size")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="factors on Wh")
+    from hdetach_np.experiments import scale_parser
+
+    p = scale_parser(__doc__, N=8)  # norms are averaged over the batch
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="h-edge factors")
     p.add_argument("--nlags", type=int, default=30, help="lags evaluated (evenly spaced in 1 .. T + 20)")
     return p
@@ -48,17 +41,15 @@ def main(argv=None) -> dict:
     from hdetach_np.jacobians import jacobian_products
     from hdetach_np.plots import plot_jacobian_products
     from hdetach_np.suppression import scale_params
-    from hdetach_np.tasks import copying_data
+    from hdetach_np.experiments import command_line, copying_problem
 
     args = build_parser().parse_args(argv)
     if args.quick:
         args.T, args.N, args.H, args.nlags = 10, 2, 8, 8
-    rng = np.random.default_rng(args.seed)
-    params = hd.init_lstm(1, args.H, rng, dtype=np.float64)
-    x, _ = copying_data(args.N, args.T, rng, dtype=np.float64)
+    _, params, x, _ = copying_problem(args.seed, args.T, args.N, args.H)
     L = x.shape[0]
     lags = np.unique(np.linspace(1, L, args.nlags).round().astype(int))
-    out = {"command": "python analysis/jacobian_products.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    out = {"command": command_line("jacobian_products.py", argv),
            "T": args.T, "L": L, "N": args.N, "H": args.H, "seed": args.seed, "runs": {}}
     fig, axes = plt.subplots(1, len(args.scales), figsize=(5 * len(args.scales), 4.2), squeeze=False)
     for m, s in enumerate(args.scales):

@@ -18,23 +18,16 @@ Run from the repository root (after `pip install -e .`):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--T", type=int, default=100, help="copying delay (sequences of T + 20 steps)")
-    p.add_argument("--N", type=int, default=50, help="batch size")
-    p.add_argument("--H", type=int, default=128, help="hidden size")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="factors on Wh")
+    from hdetach_np.experiments import scale_parser
+
+    p = scale_parser(__doc__, N=50)
     p.add_argument("--p", type=float, default=0.5, help="h-detach probability of the expected gradient")
     return p
 
@@ -49,21 +42,20 @@ def main(argv=None) -> dict:
     from hdetach_np.paths import h_detach_lambda, temporal_credit
     from hdetach_np.plots import plot_credit_vs_lag
     from hdetach_np.suppression import scale_params
-    from hdetach_np.tasks import COPY_CLASSES, COPY_TOKENS, copying_data
+    from hdetach_np.experiments import command_line, copying_problem
+    from hdetach_np.tasks import COPY_CLASSES, COPY_TOKENS
 
     args = build_parser().parse_args(argv)
     if args.quick:
         args.T, args.N, args.H = 12, 8, 16
-    rng = np.random.default_rng(args.seed)
-    params = hd.init_lstm(1, args.H, rng, dtype=np.float64)
-    x, y = copying_data(args.N, args.T, rng, dtype=np.float64)
+    rng, params, x, y = copying_problem(args.seed, args.T, args.N, args.H)
     readout = hd.init_linear(args.H, COPY_CLASSES, rng, dtype=np.float64)
     L = x.shape[0]
     recall = np.zeros(L, dtype=bool)
     recall[-COPY_TOKENS:] = True  # the loss on the recall steps
     input_lags = (L - 1) - np.arange(COPY_TOKENS)  # lags of the 10 token steps from the last step
 
-    out = {"command": "python analysis/temporal_credit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    out = {"command": command_line("temporal_credit.py", argv),
            "T": args.T, "L": L, "N": args.N, "H": args.H, "seed": args.seed, "p": args.p, "runs": {}}
     fig, axes = plt.subplots(2, len(args.scales), figsize=(5 * len(args.scales), 7.5), squeeze=False)
     for m, s in enumerate(args.scales):

@@ -429,6 +429,36 @@ def base_parser(doc: str, runs_default: str = "runs/experiments"):
     return p
 
 
+def scale_parser(doc: str, N: int):
+    """The options the weight-scale analysis scripts share: --out, --quick, --seed, --T, --N, --H,
+    --scales (factors on Wh). `N` is the default batch size."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--T", type=int, default=100, help="copying delay (sequences of T + 20 steps)")
+    p.add_argument("--N", type=int, default=N, help="batch size")
+    p.add_argument("--H", type=int, default=128, help="hidden size")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="factors on Wh")
+    return p
+
+
+def copying_problem(seed: int, T: int, N: int, H: int):
+    """An LSTM (original initialisation, float64) and one copying batch, both from `seed`.
+
+    Returns rng (for further draws), params, x (T+20, N, 1), y (T+20, N)."""
+    import hdetach_np as hd
+    from hdetach_np.tasks import copying_data
+
+    rng = np.random.default_rng(seed)
+    params = hd.init_lstm(1, H, rng, dtype=np.float64)
+    x, y = copying_data(N, T, rng, dtype=np.float64)
+    return rng, params, x, y
+
+
 def runs_dir(args, default: str = "runs/experiments") -> Path:
     if args.runs is not None:
         return Path(args.runs)
