@@ -1,11 +1,11 @@
 """Ablations on copying: c-detach (cutting the cell edge instead of the h edge) and no gradient clipping.
 
-Variants, on the copying setup of `hdetach_np.experiments.COPYING` (T=5, hidden 64, one-hot input,
-Adam lr 1e-2, batch 100) for --iterations iterations:
+Variants, on the copying setup of `hdetach_np.experiments.COPYING` (T=10, hidden 128, one-hot input,
+Adam lr 3e-3, batch 100) for --iterations iterations:
 - c-detach p=0.5: the cell edge c_{t-1} -> c_t is cut at each step with probability 0.5;
 - vanilla and h-detach p=0.5 without gradient clipping (clip 0);
 - as references, vanilla and h-detach p=0.5 with clipping 1.0: the runs of copying_convergence.py
-  (4,000 iterations, reused or trained), cut at --iterations. With detaching in every iteration
+  (15,000 iterations, reused or trained), cut at --iterations. With detaching in every iteration
   (anneal_p 0) the first K iterations of a longer run are exactly a K-iteration run (same data,
   initialisation, minibatches and masks), so the cut is the shorter run.
 
@@ -43,14 +43,9 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    base = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
-    if args.iterations is not None and not args.quick:
-        if args.iterations < base["iterations_per_epoch"] or args.iterations % base["iterations_per_epoch"]:
-            raise ValueError(f"--iterations must be a positive multiple of {base['iterations_per_epoch']}, "
-                             f"got {args.iterations}")
-        base["epochs"] = args.iterations // base["iterations_per_epoch"]
-    seeds = range(2 if args.quick else args.seeds)
     full = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
+    base = ex.shortened(full, None if args.quick else args.iterations)
+    seeds = range(2 if args.quick else args.seeds)
     refs = ex.make_jobs(full, dict([ex.copying_variant(0.0), ex.copying_variant(args.p)]), seeds)
     variants = dict([ex.copying_variant(args.p, detach="c"),
                      ex.copying_variant(0.0, clip=0.0), ex.copying_variant(args.p, clip=0.0)])
@@ -59,9 +54,7 @@ def main(argv=None) -> dict:
     done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
     groups = ex.collect(jobs, done)
     last = base["epochs"] * base["iterations_per_epoch"]
-    for tag in refs:  # cut the references at the ablation runs' length
-        for r in groups[tag]:
-            r["history"] = [h for h in r["history"] if h["iteration"] <= last]
+    ex.cut_histories(groups, refs, last)  # the references, cut at the ablation runs' length
     summary = ex.convergence_summary(groups)
     for tag, rs in groups.items():  # clipping statistics: how often the norm exceeded 1, largest norm
         norms = [r2["grad_norm"] for r in rs for r2 in r["history"] if "grad_norm" in r2]

@@ -1,8 +1,11 @@
 """Robustness to the learning rate: copying convergence of vanilla vs h-detach at several learning rates.
 
-The copying setup of `hdetach_np.experiments.COPYING` (T=5, hidden 64, one-hot input, Adam, batch
-100, clipping 1.0, 4,000 iterations) at each learning rate of --lrs, vanilla and h-detach at each
-of --ps, --seeds seeds. The runs at lr 1e-2 are the ones of copying_convergence.py (reused).
+The copying setup of `hdetach_np.experiments.COPYING` (T=10, hidden 128, one-hot input, Adam, batch
+100, clipping 1.0) at each learning rate of --lrs (default: the paper's 5e-4 and 1e-3, and the
+setup's 3e-3), vanilla and h-detach at each of --ps, --seeds seeds, for --iterations iterations.
+At the setup's own learning rate the runs are those of copying_convergence.py (reused, cut at
+--iterations: with detaching in every iteration, the first K iterations of a longer run are
+exactly a K-iteration run).
 
 Writes into --out: lr_robustness.png, lr_robustness.json, lr_robustness.md.
 
@@ -23,7 +26,10 @@ def build_parser():
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1)")
     p.add_argument("--ps", type=float, nargs="+", default=[0.5], help="h-detach probabilities (besides vanilla)")
-    p.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 1e-3, 1e-2], help="Adam learning rates")
+    p.add_argument("--lrs", type=float, nargs="+", default=None,
+                   help="Adam learning rates (default: the paper's 5e-4 and 1e-3, and the COPYING setup's)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training iterations (a multiple of 100; default: the COPYING setup's)")
     return p
 
 
@@ -36,23 +42,30 @@ def main(argv=None) -> dict:
     from hdetach_np import experiments as ex
 
     args = build_parser().parse_args(argv)
-    if any(lr <= 0 for lr in args.lrs):
-        raise ValueError(f"every --lrs value must be > 0, got {args.lrs}")
+    full = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
+    lrs = args.lrs if args.lrs is not None else [5e-4, 1e-3, full["lr"]]
+    if any(lr <= 0 for lr in lrs):
+        raise ValueError(f"every --lrs value must be > 0, got {lrs}")
     t0 = time.perf_counter()
-    base = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
+    base = ex.shortened(full, None if args.quick else args.iterations)
     seeds = range(2 if args.quick else args.seeds)
-    jobs = {}
-    for lr in args.lrs:
-        variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
-        for tag, js in ex.make_jobs(dict(base, lr=lr), variants, seeds).items():
+    variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
+    jobs, refs = {}, []
+    for lr in lrs:
+        # at the setup's own learning rate the convergence runs are reused (cut at --iterations)
+        own = lr == full["lr"]
+        for tag, js in ex.make_jobs(dict(full if own else base, lr=lr), variants, seeds).items():
             jobs[f"lr {lr:g}, {tag}"] = js
+            if own:
+                refs.append(f"lr {lr:g}, {tag}")
     order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
     done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
     groups = ex.collect(jobs, done)
+    ex.cut_histories(groups, refs, base["epochs"] * base["iterations_per_epoch"])
     summary = ex.convergence_summary(groups)
 
-    fig, axes = plt.subplots(1, len(args.lrs), figsize=(5.5 * len(args.lrs), 4.4), squeeze=False)
-    for ax, lr in zip(axes[0], args.lrs):
+    fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4.4), squeeze=False)
+    for ax, lr in zip(axes[0], lrs):
         ex.plot_accuracy_groups(ax, {t.split(", ", 1)[1]: g for t, g in groups.items() if t.startswith(f"lr {lr:g},")})
         ax.set_title(f"Adam lr {lr:g}", fontsize="medium")
     fig.suptitle(f"Copying T={base['T']}, hidden {base['hidden']}, one-hot input, {len(seeds)} seeds", fontsize="medium")
@@ -60,7 +73,7 @@ def main(argv=None) -> dict:
 
     cmd = ex.command_line("lr_robustness.py", argv)
     table = ex.convergence_table(summary) + "\nPer seed:\n\n" + ex.per_seed_table(summary)
-    data = {"command": cmd, "config": base, "lrs": args.lrs, "seeds": list(seeds), "summary": summary,
+    data = {"command": cmd, "config": base, "lrs": lrs, "seeds": list(seeds), "summary": summary,
             "train_seconds_total": round(sum(s["train_seconds_total"] for s in summary.values()), 1),
             "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
     ex.write_outputs(args.out, "lr_robustness", data, f"Command: `{cmd}`\n\n" + table, fig)

@@ -80,9 +80,29 @@ def test_every_script_quick_mode(tmp_path):
     assert tr["eval_T"] == [2, 4, 8, 20, 40]
     abl = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
     assert "c-detach p=0.5" in abl["summary"] and "vanilla, no clipping" in abl["summary"]
+    lrs = json.loads((tmp_path / "lr_robustness" / "lr_robustness.json").read_text())
+    own = ex.COPYING_QUICK["lr"]
+    assert lrs["lrs"] == [5e-4, 1e-3, own]  # the paper's two and the setup's own
+    reused = lrs["summary"][f"lr {own:g}, vanilla"]["per_seed"]
+    assert all(r["status"] == "reused" for r in reused)  # at the setup's own lr: the convergence runs
+    assert [dict(r, status=0) for r in reused] == [dict(r, status=0) for r in conv["summary"]["vanilla"]["per_seed"]]
     # the convergence runs were reused by the later scripts, not trained again
     assert len(stamps) == 6
     assert stamps == {d.parent.name: d.stat().st_mtime_ns for d in runs.glob("*/summary.json") if d.parent.name in stamps}
+
+
+def test_shortened_and_cut_histories():
+    base = dict(ex.COPYING, epochs=150, iterations_per_epoch=100)
+    assert ex.shortened(base, None) == base and ex.shortened(base, None) is not base
+    assert ex.shortened(base, 3000) == dict(base, epochs=30)
+    for bad in (0, 50, 3050, -100, 2.5e3):
+        with pytest.raises(ValueError, match="multiple of 100"):
+            ex.shortened(base, bad)
+    hist = [{"iteration": i} for i in range(1, 11)]
+    groups = {"a": [{"history": list(hist)}], "b": [{"history": list(hist)}]}
+    ex.cut_histories(groups, ["a"], 4)
+    assert [h["iteration"] for h in groups["a"][0]["history"]] == [1, 2, 3, 4]
+    assert groups["b"][0]["history"] == hist
 
 
 def test_a_longer_run_starts_as_the_shorter_one():
