@@ -13,7 +13,7 @@ Run folders go to --runs (default runs/experiments); complete runs there are reu
 
 Run from the repository root (after `pip install -e .`):
 
-    python analysis/copying_convergence.py --out docs/figures/experiments     # full: 5 min measured, 2 processes
+    python analysis/copying_convergence.py --out docs/figures/experiments     # full: 50 min measured, 2 processes
     python analysis/copying_convergence.py --out /tmp/quick --quick           # seconds
 """
 
