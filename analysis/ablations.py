@@ -13,7 +13,7 @@ Writes into --out: ablations.png, ablations.json, ablations.md.
 
 Run from the repository root (after `pip install -e .`):
 
-    python analysis/ablations.py --out docs/figures/experiments --seeds 3 --iterations 2000   # 9 runs, 2.5 min measured
+    python analysis/ablations.py --out docs/figures/experiments --seeds 3 --iterations 6000   # 9 runs, 12 min measured
     python analysis/ablations.py --out /tmp/quick --quick           # seconds
 """
 
