@@ -11,7 +11,7 @@ Writes into --out: lr_robustness.png, lr_robustness.json, lr_robustness.md.
 
 Run from the repository root (after `pip install -e .`):
 
-    python analysis/lr_robustness.py --out docs/figures/experiments --lrs 5e-4 1e-3 1e-2   # 12 new runs, 3.6 min measured
+    python analysis/lr_robustness.py --out docs/figures/experiments --seeds 3 --iterations 8000   # 12 new runs, 20 min measured
     python analysis/lr_robustness.py --out /tmp/quick --quick      # seconds
 """
 
