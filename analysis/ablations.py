@@ -23,14 +23,12 @@ import time
 
 
 def build_parser():
-    from hdetach_np.experiments import base_parser
+    from hdetach_np.experiments import add_iterations_option, base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1)")
     p.add_argument("--p", type=float, default=0.5, help="detach probability of the c-detach and h-detach variants")
-    p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations (a multiple of 100; default: the COPYING setup's)")
-    return p
+    return add_iterations_option(p)
 
 
 def main(argv=None) -> dict:
@@ -46,13 +44,11 @@ def main(argv=None) -> dict:
     full = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
     base = ex.shortened(full, None if args.quick else args.iterations)
     seeds = range(2 if args.quick else args.seeds)
-    refs = ex.make_jobs(full, dict([ex.copying_variant(0.0), ex.copying_variant(args.p)]), seeds)
+    refs = ex.make_jobs(full, ex.copying_variants([args.p]), seeds)
     variants = dict([ex.copying_variant(args.p, detach="c"),
                      ex.copying_variant(0.0, clip=0.0), ex.copying_variant(args.p, clip=0.0)])
     jobs = dict(refs, **ex.make_jobs(base, variants, seeds))
-    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
-    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
-    groups = ex.collect(jobs, done)
+    groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers)
     last = base["epochs"] * base["iterations_per_epoch"]
     ex.cut_histories(groups, refs, last)  # the references, cut at the ablation runs' length
     summary = ex.convergence_summary(groups)

@@ -48,11 +48,9 @@ def main(argv=None) -> dict:
     if args.lr is not None:
         base["lr"] = args.lr
     seeds = range(2 if args.quick else args.seeds)
-    variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
+    variants = ex.copying_variants(args.ps)
     jobs = ex.make_jobs(base, variants, seeds)
-    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]  # seeds interleaved across variants
-    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
-    groups = ex.collect(jobs, done)
+    groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers)
     summary = ex.convergence_summary(groups)
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))

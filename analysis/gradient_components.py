@@ -52,11 +52,9 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     base = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
     seeds = range(2 if args.quick else args.seeds)
-    variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
+    variants = ex.copying_variants(args.ps)
     jobs = ex.make_jobs(base, variants, seeds)
-    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
-    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
-    groups = ex.collect(jobs, done)
+    groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers)
 
     series = {}
     for tag, rs in groups.items():

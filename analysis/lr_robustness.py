@@ -21,16 +21,14 @@ import time
 
 
 def build_parser():
-    from hdetach_np.experiments import base_parser
+    from hdetach_np.experiments import add_iterations_option, base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1)")
     p.add_argument("--ps", type=float, nargs="+", default=[0.5], help="h-detach probabilities (besides vanilla)")
     p.add_argument("--lrs", type=float, nargs="+", default=None,
                    help="Adam learning rates (default: the paper's 5e-4 and 1e-3, and the COPYING setup's)")
-    p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations (a multiple of 100; default: the COPYING setup's)")
-    return p
+    return add_iterations_option(p)
 
 
 def main(argv=None) -> dict:
@@ -49,7 +47,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     base = ex.shortened(full, None if args.quick else args.iterations)
     seeds = range(2 if args.quick else args.seeds)
-    variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
+    variants = ex.copying_variants(args.ps)
     jobs, refs = {}, []
     for lr in lrs:
         # at the setup's own learning rate the convergence runs are reused (cut at --iterations)
@@ -58,9 +56,7 @@ def main(argv=None) -> dict:
             jobs[f"lr {lr:g}, {tag}"] = js
             if own:
                 refs.append(f"lr {lr:g}, {tag}")
-    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
-    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
-    groups = ex.collect(jobs, done)
+    groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers)
     ex.cut_histories(groups, refs, base["epochs"] * base["iterations_per_epoch"])
     summary = ex.convergence_summary(groups)
 

@@ -83,11 +83,9 @@ def main(argv=None) -> dict:
         base = dict(task=task, pixels_per_step=args.pixels_per_step, hidden=args.hidden, lr=args.lr,
                     n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, epochs=args.epochs,
                     anneal_p=0, batch_size=100 if not args.quick else 25)
-        for tag, over in dict([ex.copying_variant(0.0), ex.copying_variant(args.p)]).items():
+        for tag, over in ex.copying_variants([args.p]).items():
             jobs[f"{task}, {tag}"] = ex.make_jobs(base, {tag: over}, seeds)[tag]
-    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
-    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers, data_dir=args.data_dir, mnist=mnist)
-    groups = ex.collect(jobs, done)
+    groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers, data_dir=args.data_dir, mnist=mnist)
 
     rows, summary = [], {}
     for tag, rs in groups.items():

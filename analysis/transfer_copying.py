@@ -48,22 +48,17 @@ def main(argv=None) -> dict:
     base = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)
     n = 50 if args.quick else args.n
     seeds = range(2 if args.quick else args.seeds)
-    variants = dict([ex.copying_variant(0.0)] + [ex.copying_variant(p) for p in args.ps])
-    jobs = ex.make_jobs(base, variants, seeds)
-    order = [js[i] for i in range(len(seeds)) for js in jobs.values()]
-    done = ex.run_jobs(order, ex.runs_dir(args), workers=args.workers)
+    jobs = ex.make_jobs(base, ex.copying_variants(args.ps), seeds)
+    groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers)
     T = base["T"]
     Ts = [f * T for f in FACTORS]
 
     summary, rows = {}, []
     ex.limit_blas_threads()
-    for tag, js in jobs.items():
-        acc = []
-        for j in js:
-            res = transfer_copying(done[j.name]["dir"], Ts, n=n, seed=555, which="best")
-            acc.append([r["accuracy"] for r in res])
-        acc = np.array(acc)  # (seeds, delays)
-        summary[tag] = {"per_seed": {int(j.config["seed"]): a.tolist() for j, a in zip(js, acc)},
+    for tag, rs in groups.items():
+        acc = np.array([[e["accuracy"] for e in transfer_copying(r["dir"], Ts, n=n, seed=555, which="best")]
+                        for r in rs])  # (seeds, delays)
+        summary[tag] = {"per_seed": {int(r["seed"]): a.tolist() for r, a in zip(rs, acc)},
                         "median": np.median(acc, 0).tolist(), "min": acc.min(0).tolist(), "max": acc.max(0).tolist()}
         rows.append([tag] + [f"{np.median(acc[:, k]):.3f} ({acc[:, k].min():.3f}-{acc[:, k].max():.3f})"
                              for k in range(len(Ts))])

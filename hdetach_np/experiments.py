@@ -133,6 +133,14 @@ def run_jobs(jobs, runs_dir, workers: int = 2, data_dir=None, say=print, mnist=N
     return out
 
 
+def train_groups(jobs: dict, runs_dir, workers: int = 2, **run_kw) -> dict:
+    """Train (or reuse) the runs of make_jobs' {tag: [Job per seed]}, seeds interleaved across the
+    variants (so a cut-short sweep has every variant at the first seeds), and return `collect`'s
+    {tag: [run record]}. `run_kw` goes to `run_jobs` (data_dir, mnist, say)."""
+    order = [j for per_seed in zip(*jobs.values()) for j in per_seed]
+    return collect(jobs, run_jobs(order, runs_dir, workers=workers, **run_kw))
+
+
 def _same_config(run_dir, config) -> bool:
     try:
         return TrainConfig.from_dict(runs.read_json(Path(run_dir) / runs.CONFIG)) == TrainConfig.from_dict(config)
@@ -258,6 +266,11 @@ COPYING = dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, batch_si
 # Smaller still, for the --quick modes (seconds).
 COPYING_QUICK = dict(COPYING, T=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=5, epochs=3,
                      batch_size=10, log_paths_every=5)
+
+
+def copying_variants(ps) -> dict:
+    """{tag: overrides} of vanilla and h-detach at each p of `ps`."""
+    return dict([copying_variant(0.0)] + [copying_variant(p) for p in ps])
 
 
 def shortened(base: dict, iterations: int | None) -> dict:
@@ -448,6 +461,13 @@ def base_parser(doc: str, runs_default: str = "runs/experiments"):
     p.add_argument("--runs", default=None, help=f"folder of the training runs (reused when complete; "
                    f"default {runs_default}, or OUT/runs with --quick)")
     p.add_argument("--workers", type=int, default=2, help="trainings run at once (processes)")
+    return p
+
+
+def add_iterations_option(p):
+    """--iterations: train for this many iterations instead of the COPYING setup's (see `shortened`)."""
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training iterations (a multiple of 100; default: the COPYING setup's)")
     return p
 
 
