@@ -31,3 +31,14 @@ def one_blas_thread():
 @pytest.fixture
 def problem():
     return make_problem
+
+
+def pytest_report_header(config):
+    """Which BLAS and kernel numpy runs: float32 results differ in their last bits between kernels."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS: threadpoolctl not installed"
+    rows = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} threads={i.get('num_threads')}"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "BLAS: " + ("; ".join(rows) or "none found")
