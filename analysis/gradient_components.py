@@ -23,7 +23,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.experiments import base_parser
+    from hdetach_np.training.experiments import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdetach_np import experiments as ex
+    from hdetach_np.training import experiments as ex
 
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()

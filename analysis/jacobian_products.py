@@ -23,7 +23,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.experiments import scale_parser
+    from hdetach_np.training.experiments import scale_parser
 
     p = scale_parser(__doc__, N=8)  # norms are averaged over the batch
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="h-edge factors")
@@ -38,10 +38,10 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
 
     import hdetach_np as hd
-    from hdetach_np.jacobians import jacobian_products
-    from hdetach_np.plots import plot_jacobian_products
-    from hdetach_np.suppression import scale_params
-    from hdetach_np.experiments import command_line, copying_problem
+    from hdetach_np.paths.jacobians import jacobian_products
+    from hdetach_np.paths.plots import plot_jacobian_products
+    from hdetach_np.paths.suppression import scale_params
+    from hdetach_np.training.experiments import command_line, copying_problem
 
     args = build_parser().parse_args(argv)
     if args.quick:

@@ -26,7 +26,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.experiments import base_parser
+    from hdetach_np.training.experiments import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (400, 401, ...; 400 is the original's)")
@@ -45,7 +45,7 @@ def build_parser():
 def stand_in(n_train=300, n_eval=100, seed=0):
     """A random MNIST-shaped data set for --quick (uint8 pixels, labels from the mean brightness so
     there is something to learn)."""
-    from hdetach_np.data import MNISTData
+    from hdetach_np.training.data import MNISTData
 
     rng = np.random.default_rng(seed)
 
@@ -62,8 +62,8 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdetach_np import experiments as ex
-    from hdetach_np.data import DataError, load_mnist
+    from hdetach_np.training import experiments as ex
+    from hdetach_np.training.data import DataError, load_mnist
 
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()

@@ -45,8 +45,8 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdetach_np.plots import plot_group_ratios_vs_scale, plot_norms_vs_scale, plot_ratio_vs_scale
-    from hdetach_np.suppression import SuppressionConfig, suppression_sweep
+    from hdetach_np.paths.plots import plot_group_ratios_vs_scale, plot_norms_vs_scale, plot_ratio_vs_scale
+    from hdetach_np.paths.suppression import SuppressionConfig, suppression_sweep
 
     args = build_parser().parse_args(argv)
     if args.quick:

@@ -2,7 +2,7 @@
 
 Takes the runs of analysis/copying_convergence.py (trained first if they are not complete in
 --runs), loads each run's best model (best validation accuracy) and evaluates it with
-`hdetach_np.transfer_copying` on --n fresh sequences per delay (generator seeded 555, as the
+`hdetach_np.training.transfer_copying` on --n fresh sequences per delay (generator seeded 555, as the
 original transfer script; the same `hdetach-np transfer RUN --T ...` does for one run).
 
 Writes into --out: transfer_copying.png, transfer_copying.json, transfer_copying.md.
@@ -23,7 +23,7 @@ FACTORS = (1, 2, 4, 10, 20)
 
 
 def build_parser():
-    from hdetach_np.experiments import base_parser
+    from hdetach_np.training.experiments import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -38,8 +38,8 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdetach_np import experiments as ex
-    from hdetach_np.training import transfer_copying
+    from hdetach_np.training import experiments as ex
+    from hdetach_np.training.loop import transfer_copying
 
     args = build_parser().parse_args(argv)
     if args.n < 1:

@@ -61,7 +61,7 @@ def run(name, cfg, repeats):
     candidates = {
         "lstm_backward": lambda: hd.lstm_backward(dhs, cache),
         "gradient_paths": lambda: hd.gradient_paths(dhs, cache),
-        "reference (2 calls)": lambda: hd.gradient_paths_reference(dhs, cache),
+        "reference (2 calls)": lambda: hd.paths.gradient_paths_reference(dhs, cache),
         "forward + backward": lambda: hd.lstm_backward(dhs, hd.lstm_forward(params, x, reuse=cache)[1]),
     }
     # agreement (float32): the total of the split against the plain backward

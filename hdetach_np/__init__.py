@@ -7,6 +7,8 @@ gradient, and h-detach (Arpit, Kanuparthi et al., ICLR 2019).
     grads = hd.lstm_backward(dhs, cache, h_scale=hd.sample_h_detach_mask(T, 0.25, rng))
 """
 
+import importlib
+
 from . import gradcheck
 from .linear import LinearCache, LinearGrads, LinearParams, init_linear, linear_backward, linear_forward
 from .losses import mse_loss, softmax_cross_entropy
@@ -25,51 +27,39 @@ from .lstm import (
     lstm_step_forward,
 )
 from .masks import sample_h_detach_mask
-from . import plots
-from .jacobians import (
-    ForwardSensitivities,
-    JacobianProducts,
-    StepJacobians,
-    forward_mode,
-    jacobian_products,
-    step_jacobians,
-)
 from .paths import (
     PathGrads,
-    TemporalCredit,
+    SuppressionConfig,
     expected_h_detach_gradient,
-    expected_h_detach_paths,
+    forward_mode,
     gradient_paths,
-    gradient_paths_reference,
     h_detach_lambda,
-    param_groups,
+    jacobian_products,
     path_ratios,
+    step_jacobians,
+    suppression_sweep,
     temporal_credit,
 )
-from .suppression import SuppressionConfig, SuppressionResult, scale_params, suppression_sweep
-from .config import TrainConfig
-from .data import MNISTData, load_mnist, prepare_mnist
-from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
-from .runs import read_history
-from .training import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
-from .threads import blas_threads
-from .demo import DemoResult, run_demo
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GATES", "LSTMCache", "LSTMGrads", "LSTMParams", "StepCache", "StepGrads", "LinearCache",
-    "LinearGrads", "LinearParams", "gate_slices", "gradcheck", "init_linear", "init_lstm",
-    "linear_backward", "linear_forward", "lstm_backward", "lstm_forward", "lstm_step_backward",
-    "lstm_step_forward", "mse_loss", "PathGrads", "gradient_paths", "sample_h_detach_mask", "softmax_cross_entropy",
-    # gradient paths: the cell / h split, h-detach in expectation, forward mode, suppression
-    "ForwardSensitivities", "JacobianProducts", "StepJacobians", "SuppressionConfig", "SuppressionResult",
-    "TemporalCredit", "expected_h_detach_gradient", "expected_h_detach_paths", "forward_mode",
-    "gradient_paths_reference", "h_detach_lambda", "jacobian_products", "param_groups", "path_ratios",
-    "plots", "scale_params", "step_jacobians", "suppression_sweep", "temporal_credit",
-    "TrainConfig", "MNISTData", "load_mnist", "prepare_mnist", "SGD", "Adam", "RMSprop", "clip_grad_norm",
-    "make_optimizer", "read_history", "Model", "TrainingDiverged", "TrainResult", "evaluate", "evaluate_run",
-    "init_model", "train", "transfer_copying",
-    "blas_threads",
-    "DemoResult", "run_demo",
+    # the core: one LSTM step and a whole sequence, forward and backward; the readout and losses
+    "GATES", "LSTMCache", "LSTMGrads", "LSTMParams", "StepCache", "StepGrads", "gate_slices", "init_lstm",
+    "lstm_backward", "lstm_forward", "lstm_step_backward", "lstm_step_forward",
+    "LinearCache", "LinearGrads", "LinearParams", "init_linear", "linear_backward", "linear_forward",
+    "mse_loss", "softmax_cross_entropy", "sample_h_detach_mask", "gradcheck",
+    # the two-path analysis (more in hdetach_np.paths)
+    "PathGrads", "SuppressionConfig", "expected_h_detach_gradient", "forward_mode", "gradient_paths",
+    "h_detach_lambda", "jacobian_products", "path_ratios", "step_jacobians", "suppression_sweep",
+    "temporal_credit",
 ]
+
+_SUBPACKAGES = ("paths", "tasks", "training", "teaching", "cli")
+
+
+def __getattr__(name):
+    """`hd.training`, `hd.teaching`, ...: the subpackages, imported when first used."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'hdetach_np' has no attribute {name!r}")

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-import hdetach_np.training as tr
+import hdetach_np.training.loop as tr
 from hdetach_np.cli import build_parser, main
-from hdetach_np.config import TrainConfig
+from hdetach_np.training.config import TrainConfig
 
 TINY = ["--T", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--n-valid", "8", "--epochs", "2",
         "--iterations-per-epoch", "3", "--anneal-p", "0", "--lr", "0.01"]

@@ -7,7 +7,7 @@ the checks compare against `lstm_step_backward` / `lstm_backward`.
 import numpy as np
 import pytest
 
-from hdetach_np.exercises import ExerciseError, nb01
+from hdetach_np.teaching.exercises import ExerciseError, nb01
 
 
 def _gates(cache):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.exercises import ExerciseError, nb04, nb05
+from hdetach_np.teaching.exercises import ExerciseError, nb04, nb05
 
 
 def not_done(*args):
@@ -171,9 +171,9 @@ def test_notebook_data_falls_back_to_synthetic_digits(tmp_path, monkeypatch):
     assert d.x_train.dtype == np.uint8 and d.y_train.dtype == np.uint8
     assert set(np.unique(d.y_train)) <= set(range(10))
     # the stand-in works with the training engine as MNIST does
-    cfg = hd.TrainConfig.from_dict(dict(task="permuted-mnist", pixels_per_step=28, hidden=8, epochs=1,
+    cfg = hd.training.TrainConfig.from_dict(dict(task="permuted-mnist", pixels_per_step=28, hidden=8, epochs=1,
                                         n_train=40, n_valid=10, n_test=10, batch_size=20))
-    result = hd.train(cfg, mnist=d)
+    result = hd.training.train(cfg, mnist=d)
     assert result.iteration == 2 and result.best is not None
 
 
@@ -199,7 +199,7 @@ def test_synthetic_digits_are_seven_segment_digits():
 
 def test_notebook_data_uses_real_mnist_when_cached(monkeypatch):
     monkeypatch.delenv("HDETACH_NP_MNIST_DIR", raising=False)
-    if not (hd.data.default_data_dir() / "mnist.npz").is_file():
+    if not (hd.training.data.default_data_dir() / "mnist.npz").is_file():
         pytest.skip("no MNIST cache on this machine")
     nd = nb05.notebook_data()
     assert nd.real and nd.data.x_train.shape == (50_000, 784) and "Real MNIST" in nd.note
@@ -211,7 +211,7 @@ def test_notebook_05_runs_without_the_mnist_cache(tmp_path, monkeypatch):
     pytest.importorskip("nbclient")
     from pathlib import Path
 
-    from hdetach_np import notebook_tools as nt
+    from hdetach_np.teaching import notebooks as nt
 
     monkeypatch.setenv("HDETACH_NP_MNIST_DIR", str(tmp_path))
     folder = Path(__file__).resolve().parents[1] / "notebooks"

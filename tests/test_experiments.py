@@ -1,4 +1,4 @@
-"""The experiment machinery (hdetach_np.experiments) and the quick modes of the experiment scripts."""
+"""The experiment machinery (hdetach_np.training.experiments) and the quick modes of the experiment scripts."""
 
 import importlib.util
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hdetach_np import experiments as ex
+from hdetach_np.training import experiments as ex
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -113,7 +113,7 @@ def test_a_longer_run_starts_as_the_shorter_one():
     def strip(h):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in h]
 
-    short = hd.train(hd.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=2)))
-    longer = hd.train(hd.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=3)))
+    short = hd.training.train(hd.training.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=2)))
+    longer = hd.training.train(hd.training.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=3)))
     assert len(short.history) > 10
     assert strip(short.history) == strip([r for r in longer.history if r["iteration"] <= short.iteration])

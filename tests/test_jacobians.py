@@ -6,7 +6,7 @@ import pytest
 
 import hdetach_np as hd
 from hdetach_np.gradcheck import numerical_jacobian, rel_error
-from hdetach_np.jacobians import flatten_params, num_params, unflatten_params
+from hdetach_np.paths.jacobians import flatten_params, num_params, unflatten_params
 
 from conftest import make_problem
 

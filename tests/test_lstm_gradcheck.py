@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.check import check_case, lstm_forward_reference, run_check
+from hdetach_np.teaching.check import check_case, lstm_forward_reference, run_check
 from hdetach_np.gradcheck import numerical_gradient, rel_error
 
 from conftest import make_problem

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from hdetach_np.optim import SGD, Adam, RMSprop, clip_grad_norm, global_norm, make_optimizer
+from hdetach_np.training.optim import SGD, Adam, RMSprop, clip_grad_norm, global_norm, make_optimizer
 
 
 def one(v):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.check import lstm_forward_reference
+from hdetach_np.teaching.check import lstm_forward_reference
 from hdetach_np.gradcheck import numerical_gradient, rel_error
 
 from conftest import make_problem
@@ -111,7 +111,7 @@ def test_expected_paths_share_the_cell_part():
     dhs = rng.standard_normal((T, N, H))
     plain = hd.gradient_paths(dhs, cache)
     for p in (0.25, 0.5):
-        ex = hd.expected_h_detach_paths(dhs, cache, p)
+        ex = hd.paths.expected_h_detach_paths(dhs, cache, p)
         g = hd.expected_h_detach_gradient(dhs, cache, p)
         via_scale = hd.lstm_backward(dhs, cache, h_scale=np.full(T, 1 - p))
         for f in FIELDS:
@@ -119,8 +119,8 @@ def test_expected_paths_share_the_cell_part():
             assert rel_error(getattr(g, f), getattr(via_scale, f)) < 1e-12
             assert rel_error(getattr(ex.cell, f), getattr(plain.cell, f)) < 1e-12
     # the h part shrinks with p
-    assert (np.linalg.norm(hd.expected_h_detach_paths(dhs, cache, 0.5).h.Wh)
-            < np.linalg.norm(hd.expected_h_detach_paths(dhs, cache, 0.25).h.Wh) < np.linalg.norm(plain.h.Wh))
+    assert (np.linalg.norm(hd.paths.expected_h_detach_paths(dhs, cache, 0.5).h.Wh)
+            < np.linalg.norm(hd.paths.expected_h_detach_paths(dhs, cache, 0.25).h.Wh) < np.linalg.norm(plain.h.Wh))
 
 
 def test_float32_matches_float64():
@@ -149,7 +149,7 @@ def test_readout_is_all_cell_and_norms_format():
     pg = hd.gradient_paths(lg.h, cache, readout=lg)
     n = pg.norms()
     assert set(n) == {"total", "cell", "h"}
-    assert set(n["total"]) == set(hd.param_groups(readout=True))
+    assert set(n["total"]) == set(hd.paths.param_groups(readout=True))
     assert n["cell"]["V"] == n["total"]["V"] == np.linalg.norm(lg.V) > 0
     assert n["h"]["V"] == n["h"]["d"] == n["h"]["readout"] == 0
     for q in n:  # "all" is the LSTM parameters only; the gate blocks split each parameter
@@ -161,7 +161,7 @@ def test_readout_is_all_cell_and_norms_format():
     assert np.isclose(r["cell/h"], n["cell"]["Wh.f"] / n["h"]["Wh.f"])
     assert pg.ratios("readout")["cell/total"] == 1.0
     # without a readout the norms have only the LSTM groups
-    assert set(hd.gradient_paths(lg.h, cache).norms()["h"]) == set(hd.param_groups())
+    assert set(hd.gradient_paths(lg.h, cache).norms()["h"]) == set(hd.paths.param_groups())
 
 
 def test_bad_inputs():
@@ -178,7 +178,7 @@ def test_bad_inputs():
         with pytest.raises(ValueError, match="p must be in"):
             hd.expected_h_detach_gradient(dhs, cache, p)
         with pytest.raises(ValueError, match="p must be in"):
-            hd.expected_h_detach_paths(dhs, cache, p)
+            hd.paths.expected_h_detach_paths(dhs, cache, p)
     with pytest.raises(ValueError, match=r"expected dhs of shape \(T=4, N=2, H=3\)"):
         hd.gradient_paths(dhs[:-1], cache)
     with pytest.raises(ValueError, match="h_scale values must be in"):

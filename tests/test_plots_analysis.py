@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import hdetach_np as hd  # noqa: E402
-from hdetach_np import plots  # noqa: E402
-from hdetach_np.suppression import SuppressionConfig, suppression_sweep  # noqa: E402
+from hdetach_np.paths import plots  # noqa: E402
+from hdetach_np.paths.suppression import SuppressionConfig, suppression_sweep  # noqa: E402
 
 from conftest import make_problem  # noqa: E402
 

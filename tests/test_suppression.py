@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.suppression import SuppressionConfig, scale_params, suppression_sweep
+from hdetach_np.paths.suppression import SuppressionConfig, scale_params, suppression_sweep
 
 SMALL = dict(seeds=(0,), T=10, N=8, H=16)
 
@@ -38,7 +38,7 @@ def test_sweep_numbers_are_gradient_paths():
     loss, dl = hd.softmax_cross_entropy(logits, y)
     lg = hd.linear_backward(dl, lc)
     n = hd.gradient_paths(lg.h, cache).norms()
-    ne = hd.expected_h_detach_paths(lg.h, cache, 0.5).norms()
+    ne = hd.paths.expected_h_detach_paths(lg.h, cache, 0.5).norms()
     assert np.isclose(res.loss[0, 0], loss)
     for g in ("all", "Wh.o"):
         assert np.isclose(res.norms["plain"]["cell"][g][0, 0], n["cell"][g], rtol=1e-12)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.paths import _norms
+from hdetach_np.paths.split import _norms
 
 from conftest import make_problem
 

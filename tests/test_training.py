@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 
-import hdetach_np.training as tr
-from hdetach_np import runs
-from hdetach_np.config import TrainConfig
-from hdetach_np.data import MNISTData
+import hdetach_np.training.loop as tr
+from hdetach_np.training import runs
+from hdetach_np.training.config import TrainConfig
+from hdetach_np.training.data import MNISTData
 from hdetach_np.gradcheck import numerical_gradient, rel_error
-from hdetach_np.runs import CheckpointError, read_history
-from hdetach_np.training import (TrainingDiverged, evaluate, evaluate_run, init_model, loss_and_grads, make_task_data,
+from hdetach_np.training.runs import CheckpointError, read_history
+from hdetach_np.training.loop import (TrainingDiverged, evaluate, evaluate_run, init_model, loss_and_grads, make_task_data,
                               train, transfer_copying)
 
 TINY = dict(task="copying", T=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,

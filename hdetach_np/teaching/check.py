@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradcheck import numerical_gradient, rel_error
-from .linear import LinearParams, init_linear, linear_backward, linear_forward
-from .losses import softmax_cross_entropy
-from .lstm import LSTMCache, LSTMParams, edge_scale, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
-from .masks import sample_h_detach_mask
+from ..gradcheck import numerical_gradient, rel_error
+from ..linear import LinearParams, init_linear, linear_backward, linear_forward
+from ..losses import softmax_cross_entropy
+from ..lstm import LSTMCache, LSTMParams, edge_scale, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
+from ..masks import sample_h_detach_mask
 
 TOLERANCE = 1e-6
 

@@ -37,7 +37,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ._atomic import atomic_save_npz
+from .._atomic import atomic_save_npz
 
 ENV_DIR = "HDETACH_NP_MNIST_DIR"
 CACHE_NAME = "mnist.npz"

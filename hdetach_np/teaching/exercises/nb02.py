@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck import rel_error
-from ..jacobians import StepJacobians, forward_mode, num_params, step_jacobians
-from ..lstm import LSTMCache, LSTMParams, init_lstm, lstm_forward
-from ..paths import gradient_paths
+from ...gradcheck import rel_error
+from ...paths.jacobians import StepJacobians, forward_mode, num_params, step_jacobians
+from ...lstm import LSTMCache, LSTMParams, init_lstm, lstm_forward
+from ...paths.split import gradient_paths
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 STEP_SIZES = ((0, 3, 2, 4), (1, 2, 1, 5), (2, 1, 3, 1))  # (seed, N, D, H)

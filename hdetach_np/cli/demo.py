@@ -1,6 +1,6 @@
 """`hdetach-np demo`: the paper's two claims, at a size that runs in a few minutes on a laptop.
 
-    from hdetach_np.demo import run_demo
+    from hdetach_np.cli.demo import run_demo
     res = run_demo("runs/demo")              # about 1.5 CPU minutes on one core; quick=True: seconds
     res.results["copying"]["variants"]       # the numbers behind the figures (also results.json)
 
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runs
-from .config import TrainConfig
+from ..training import runs
+from ..training.config import TrainConfig
 
 MARKER = "hdetach-np demo"  # config.json["kind"] of a demo folder (lets --force replace only a demo)
 SUPPRESSION_PS = (0.25, 0.5)
@@ -190,7 +190,7 @@ def _suppression_python(sup: dict) -> str:
 
 
 def _suppression_stage(s: DemoSettings, seeds: tuple, show: bool):
-    from .suppression import SuppressionConfig, suppression_sweep
+    from ..paths.suppression import SuppressionConfig, suppression_sweep
 
     scales = tuple(float(x) for x in np.geomspace(s.sup_smin, s.sup_smax, s.sup_nscales).round(6))
     cfg = SuppressionConfig(scales=scales, seeds=seeds, weights="Wh", task="copying", T=s.sup_T, N=s.sup_N,
@@ -215,7 +215,7 @@ def _suppression_stage(s: DemoSettings, seeds: tuple, show: bool):
 
 def _run_numbers(history: list, seconds: float) -> dict:
     """The numbers of one training run from its history."""
-    from .plot_training import eval_curve, training_curve
+    from ..training.plots import eval_curve, training_curve
 
     it_v, acc = eval_curve(history, "valid", "accuracy")
     _, vloss = eval_curve(history, "valid", "loss")
@@ -241,7 +241,7 @@ def _run_numbers(history: list, seconds: float) -> dict:
 
 
 def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, show: bool, say):
-    from .training import train
+    from ..training.loop import train
 
     variants = {"vanilla": 0.0, f"h-detach p={s.p:g}": s.p}
     folder = {"vanilla": "vanilla", f"h-detach p={s.p:g}": f"hdetach-p{s.p:g}"}
@@ -284,7 +284,7 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, show: bool, say):
 def _suppression_figure(res, cfg, path: Path):
     import matplotlib.pyplot as plt
 
-    from .plots import plot_norms_vs_scale, plot_ratio_vs_scale
+    from ..paths.plots import plot_norms_vs_scale, plot_ratio_vs_scale
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     plot_ratio_vs_scale(axes[0], res, "cell/total", "all")
@@ -302,8 +302,8 @@ def _suppression_figure(res, cfg, path: Path):
 def _copying_figure(histories: dict, s: DemoSettings, n_seeds: int, path: Path):
     import matplotlib.pyplot as plt
 
-    from .plot_training import plot_eval, plot_training_loss
-    from .plots import plot_path_norms_history
+    from ..training.plots import plot_eval, plot_training_loss
+    from ..paths.plots import plot_path_norms_history
 
     colors = dict(zip(histories, ("black", "tab:green", "tab:orange")))
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
@@ -516,7 +516,7 @@ def _add_demo(sub):
 def _run_demo(args) -> int:
     argv = ["hdetach-np", "demo", "--out", args.out, "--seed", str(args.seed), "--seeds", str(args.seeds),
             "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
-    from .training import TrainingDiverged
+    from ..training.loop import TrainingDiverged
 
     try:
         res = run_demo(args.out, quick=args.quick, seed=args.seed, seeds=args.seeds, threads=args.threads,

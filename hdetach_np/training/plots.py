@@ -3,7 +3,7 @@
 Every function takes a matplotlib `ax`, draws on it and returns it; nothing here calls plt.show()
 or writes files.
 
-    from hdetach_np.runs import read_history
+    from hdetach_np.training.runs import read_history
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     plot_runs({"p=0": read_history("runs/a"), "p=0.5": read_history("runs/b")}, axes)
 """

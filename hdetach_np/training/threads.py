@@ -8,9 +8,9 @@ process is busy (see benchmarks/README.md). Choose the count in one of two ways:
                                                # (MKL builds: MKL_NUM_THREADS, others: OMP_NUM_THREADS)
 
     import hdetach_np as hd                    # inside Python, with the optional threadpoolctl
-    with hd.blas_threads(1):                   # for a block
+    with hd.training.blas_threads(1):                   # for a block
         ...
-    hd.blas_threads(1)                         # or from now on
+    hd.training.blas_threads(1)                         # or from now on
 
 threadpoolctl is not a dependency of hdetach-np: `blas_threads` imports it when called.
 """

@@ -66,7 +66,7 @@ def is_complete(run_dir, config: dict) -> bool:
 
 
 def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
-    from .training import TrainingDiverged, train
+    from .loop import TrainingDiverged, train
 
     limit_blas_threads()
     run = Path(run_dir)
@@ -194,7 +194,7 @@ def best_eval(history: list, split: str = "valid") -> dict | None:
 def median_curve(histories: list, split: str = "valid", key: str = "accuracy"):
     """(iterations, median, min, max) of an evaluation metric over runs evaluated at the same
     iterations (runs that stopped early are cut to the shortest)."""
-    from .plot_training import eval_curve
+    from .plots import eval_curve
 
     curves = [eval_curve(h, split, key) for h in histories]
     n = min(len(c[0]) for c in curves)
@@ -411,7 +411,7 @@ def per_seed_table(summary: dict, thresholds=THRESHOLDS) -> str:
 def plot_accuracy_groups(ax, groups: dict, split: str = "valid", thresholds=THRESHOLDS):
     """Validation accuracy against iteration: each seed thin, the median over seeds thick, one
     colour per variant; dotted lines at the thresholds. Returns ax."""
-    from .plot_training import eval_curve
+    from .plots import eval_curve
 
     for tag, rs in groups.items():
         its, med, lo, hi = median_curve([r["history"] for r in rs], split)
@@ -430,7 +430,7 @@ def plot_accuracy_groups(ax, groups: dict, split: str = "valid", thresholds=THRE
 
 def plot_loss_groups(ax, groups: dict, smooth: int = 50):
     """Training loss (moving average over `smooth` iterations), median over seeds per variant."""
-    from .plot_training import training_curve
+    from .plots import training_curve
 
     for tag, rs in groups.items():
         curves = [training_curve(r["history"], "loss", smooth) for r in rs]

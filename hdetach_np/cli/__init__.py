@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .notebook_tools import _add_notebooks  # `hdetach-np notebooks strip|run`
+from ..teaching.notebooks import _add_notebooks  # `hdetach-np notebooks strip|run`
 
 
 def _add_check(sub):
@@ -31,7 +31,7 @@ def _add_check(sub):
 
 
 def _run_check(args) -> int:
-    from .check import format_rows, run_check
+    from ..teaching.check import format_rows, run_check
 
     for name in ("T", "N", "D", "H"):
         if getattr(args, name) < 1:
@@ -43,7 +43,7 @@ def _run_check(args) -> int:
 
 COMMANDS = [_add_check, _add_notebooks]
 
-from .cli_train import _add_data, _add_eval, _add_plot, _add_train, _add_transfer  # noqa: E402
+from .train import _add_data, _add_eval, _add_plot, _add_train, _add_transfer  # noqa: E402
 
 COMMANDS += [_add_train, _add_eval, _add_transfer, _add_plot, _add_data]
 
@@ -53,7 +53,7 @@ COMMANDS += [_add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="hdetach-np",

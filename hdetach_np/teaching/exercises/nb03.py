@@ -18,10 +18,10 @@ from numbers import Real
 
 import numpy as np
 
-from ..gradcheck import rel_error
-from ..jacobians import step_jacobians
-from ..lstm import LSTMCache, init_lstm, lstm_forward
-from ..suppression import SuppressionConfig, suppression_sweep
+from ...gradcheck import rel_error
+from ...paths.jacobians import step_jacobians
+from ...lstm import LSTMCache, init_lstm, lstm_forward
+from ...paths.suppression import SuppressionConfig, suppression_sweep
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 SCALE = 4.0

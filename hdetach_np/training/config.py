@@ -16,7 +16,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from .masks import PER
+from ..masks import PER
 from .optim import OPTIMIZERS
 
 TASKS = ("copying", "adding", "pixel-mnist", "permuted-mnist")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck import rel_error
-from ..lstm import GATES, LSTMCache, StepCache, init_lstm, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from ...gradcheck import rel_error
+from ...lstm import GATES, LSTMCache, StepCache, init_lstm, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 STEP_SIZES = ((0, 3, 2, 4), (1, 2, 3, 5), (2, 1, 1, 1))  # (seed, N, D, H)

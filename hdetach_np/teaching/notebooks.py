@@ -1,8 +1,8 @@
 """Tools for the teaching notebooks in `notebooks/`: fast mode, student copies, execution.
 
-    python -m hdetach_np.notebook_tools strip notebooks/ --out student/   # copies without solutions
-    python -m hdetach_np.notebook_tools run notebooks/                   # execute, save the outputs
-    python -m hdetach_np.notebook_tools run notebooks/ --fast            # the same with HDETACH_FAST=1
+    python -m hdetach_np.teaching.notebooks strip notebooks/ --out student/   # copies without solutions
+    python -m hdetach_np.teaching.notebooks run notebooks/                   # execute, save the outputs
+    python -m hdetach_np.teaching.notebooks run notebooks/ --fast            # the same with HDETACH_FAST=1
 
 (also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`).
 
@@ -16,9 +16,9 @@ Conventions every notebook follows:
   else, e.g. the `def` line and docstring the student completes. A Markdown cell tagged `solution`
   becomes "_Your answer here._".
 - The cell that checks an exercise is tagged `check`: it calls a function of the notebook's module
-  in `hdetach_np.exercises` (imported as `ex`, e.g. `ex.check_forget_gate_grad(forget_gate_grad)`),
+  in `hdetach_np.teaching.exercises` (imported as `ex`, e.g. `ex.check_forget_gate_grad(forget_gate_grad)`),
   which prints "Correct! ..." or raises `ExerciseError` with a hint.
-- Notebooks are committed with the outputs of a full run: `python -m hdetach_np.notebook_tools run
+- Notebooks are committed with the outputs of a full run: `python -m hdetach_np.teaching.notebooks run
   notebooks/`. tests/test_notebooks.py runs each one in fast mode and checks its student copy.
 
 Stripping and fast mode use only the standard library; `run` needs nbclient and ipykernel
@@ -280,7 +280,7 @@ def run_notebooks(src, fast: bool = False, timeout: float = 600) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: `python -m hdetach_np.notebook_tools ...` and `hdetach-np notebooks ...`
+# Command line: `python -m hdetach_np.teaching.notebooks ...` and `hdetach-np notebooks ...`
 # ---------------------------------------------------------------------------------------------
 
 
@@ -349,7 +349,7 @@ def _run_run(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hdetach_np.notebook_tools",
+        prog="python -m hdetach_np.teaching.notebooks",
         description="Student copies and execution of the hdetach-np teaching notebooks.",
     )
     _add_notebook_actions(parser)

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_array, check_probability
-from .linear import LinearGrads
-from .lstm import (
+from .._validate import check_array, check_probability
+from ..linear import LinearGrads
+from ..lstm import (
     GATES, LSTMCache, LSTMGrads, _apply_gate_coefs, _gate_coef_work, _gate_coefs, _gate_grads, _unit_major,
     edge_scale, gate_slices, lstm_backward,
 )

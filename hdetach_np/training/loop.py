@@ -34,13 +34,13 @@ import numpy as np
 
 from . import runs
 from .config import TrainConfig
-from .linear import LinearParams, init_linear, linear_backward, linear_forward
-from .losses import mse_loss, softmax_cross_entropy
-from .lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
-from .masks import sample_h_detach_mask
+from ..linear import LinearParams, init_linear, linear_backward, linear_forward
+from ..losses import mse_loss, softmax_cross_entropy
+from ..lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
+from ..masks import sample_h_detach_mask
 from .optim import Optimizer, clip_grad_norm, make_optimizer
-from .paths import gradient_paths
-from .tasks import (COPY_CLASSES, COPY_INPUTS, MNIST_CLASSES, adding_data, copying_accuracy_steps,
+from ..paths.split import gradient_paths
+from ..tasks import (COPY_CLASSES, COPY_INPUTS, MNIST_CLASSES, adding_data, copying_accuracy_steps,
                     copying_sequences, copying_sets, copying_tokens, mnist_permutation, pixel_sequences)
 
 PARAM_NAMES = ("lstm.Wx", "lstm.Wh", "lstm.b", "readout.V", "readout.d")

@@ -6,7 +6,7 @@
    in [0, 1], the input of pixel MNIST (time-major, k pixels per step).
 
 `notebook_data()` gives the notebook its images: the real MNIST cache when it is there
-(`hdetach_np.load_mnist`, never downloading), else a small synthetic stand-in
+(`hdetach_np.training.load_mnist`, never downloading), else a small synthetic stand-in
 (`synthetic_digits`: seven-segment digits, clearly not MNIST) so the notebook still runs, e.g. in CI.
 """
 
@@ -16,10 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_generator
-from ..data import DataError, MNISTData, default_data_dir, load_mnist
-from ..gradcheck import rel_error
-from ..tasks import MNIST_PIXELS, mnist_permutation, pixel_sequences
+from ..._validate import check_generator
+from ...training.data import DataError, MNISTData, default_data_dir, load_mnist
+from ...gradcheck import rel_error
+from ...tasks import MNIST_PIXELS, mnist_permutation, pixel_sequences
 from . import ExerciseError, call_student, expect_array, expect_unchanged, passed
 
 SIDE = 28

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import MNIST_TASKS, TASK_DEFAULTS, TASKS, TrainConfig, field_help
+from ..training.config import MNIST_TASKS, TASK_DEFAULTS, TASKS, TrainConfig, field_help
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "detach": ("h", "c"), "mask_per": ("step", "example", "unit"),
@@ -118,7 +118,7 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
         path = Path(args.config)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
-        from .runs import read_json
+        from ..training.runs import read_json
 
         base = read_json(path)
         if not isinstance(base, dict):
@@ -134,9 +134,9 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
 
 
 def _run_train(args) -> int:
-    from .data import DataError
-    from .runs import CheckpointError, read_json
-    from .training import TrainingDiverged, train
+    from ..training.data import DataError
+    from ..training.runs import CheckpointError, read_json
+    from ..training.loop import TrainingDiverged, train
 
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
@@ -192,9 +192,9 @@ def _add_eval(sub):
 
 
 def _run_eval(args) -> int:
-    from .data import DataError
-    from .runs import CheckpointError
-    from .training import evaluate_run
+    from ..training.data import DataError
+    from ..training.runs import CheckpointError
+    from ..training.loop import evaluate_run
 
     try:
         with _blas_threads(args.threads):
@@ -226,8 +226,8 @@ def _add_transfer(sub):
 
 
 def _run_transfer(args) -> int:
-    from .runs import CheckpointError, read_json, write_json
-    from .training import transfer_copying
+    from ..training.runs import CheckpointError, read_json, write_json
+    from ..training.loop import transfer_copying
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
@@ -272,8 +272,8 @@ def _run_plot(args) -> int:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from .plot_training import plot_path_norms, plot_runs
-    from .runs import read_history
+    from ..training.plots import plot_path_norms, plot_runs
+    from ..training.runs import read_history
 
     if args.smooth < 1:
         raise ValueError(f"--smooth must be >= 1, got {args.smooth}")
@@ -317,7 +317,7 @@ def _add_data(sub):
 
 
 def _run_data(args) -> int:
-    from .data import DataError, prepare_mnist
+    from ..training.data import DataError, prepare_mnist
 
     try:
         path, source = prepare_mnist(args.dir, network=not args.offline, log=lambda m: print(m, flush=True))

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_array
-from .lstm import LSTMCache, LSTMParams, edge_scale
-from .paths import json_floats
+from .._validate import check_array
+from ..lstm import LSTMCache, LSTMParams, edge_scale
+from .split import json_floats
 
 MAX_FORWARD_MODE_ENTRIES = 50_000_000  # T * N * 2H * P: forward mode is for small LSTMs
 

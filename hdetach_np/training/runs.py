@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_save_npz, atomic_write_text
+from .._atomic import atomic_save_npz, atomic_write_text
 
 FORMAT = 1
 CONFIG = "config.json"
@@ -45,7 +45,7 @@ class CheckpointError(ValueError):
 def versions() -> dict:
     import scipy
 
-    from . import __version__
+    from .. import __version__
 
     return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
             "hdetach_np": __version__, "platform": platform.platform(), "executable": sys.executable}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck import rel_error
-from ..lstm import LSTMGrads, init_lstm, lstm_backward, lstm_forward
-from ..paths import expected_h_detach_gradient
+from ...gradcheck import rel_error
+from ...lstm import LSTMGrads, init_lstm, lstm_backward, lstm_forward
+from ...paths.split import expected_h_detach_gradient
 from . import ExerciseError, call_student, close, expect_array, expect_unchanged, passed
 
 WEIGHT_GRID = tuple((k, p) for k in (0, 1, 2, 3, 7) for p in (0.0, 0.25, 0.5, 0.9, 1.0))

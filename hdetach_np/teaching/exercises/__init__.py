@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck import rel_error
+from ...gradcheck import rel_error
 
 TOLERANCE = 1e-8  # same maths in float64: only rounding differences are allowed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .paths import PARTS, check_group
+from .split import PARTS, check_group
 
 PART_STYLE = {
     "total": {"color": "black", "label": "total"},

@@ -11,7 +11,7 @@ softmax cross-entropy, and the gradient is split exactly (`gradient_paths`) for 
 and for the expected h-detach gradient g(1 - p) at each p. Reported per parameter group and gate:
 ||g_cell|| / ||g_total|| and ||g_cell|| / ||g_h||, their mean and spread over seeds.
 
-    from hdetach_np.suppression import SuppressionConfig, suppression_sweep
+    from hdetach_np.paths.suppression import SuppressionConfig, suppression_sweep
     res = suppression_sweep(SuppressionConfig(scales=(0.5, 1, 2, 4), seeds=(0, 1)))
     res.summary("cell/total", "all")   # {"plain": {"mean": [...], "std": [...], ...}, "p=0.25": ...}
 """
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import check_choice, check_probability, float_dtype
-from .linear import init_linear, linear_backward, linear_forward
-from .losses import softmax_cross_entropy
-from .lstm import LSTMParams, init_lstm, lstm_forward
-from .paths import PARTS, check_group, gradient_paths, h_detach_lambda, json_floats, param_groups
-from .tasks import COPY_CLASSES, copying_data
+from .._validate import check_choice, check_probability, float_dtype
+from ..linear import init_linear, linear_backward, linear_forward
+from ..losses import softmax_cross_entropy
+from ..lstm import LSTMParams, init_lstm, lstm_forward
+from .split import PARTS, check_group, gradient_paths, h_detach_lambda, json_floats, param_groups
+from ..tasks import COPY_CLASSES, copying_data
 
 WEIGHTS = ("Wh", "all")
 TASKS = ("copying", "uniform")
