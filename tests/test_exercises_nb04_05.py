@@ -1,8 +1,8 @@
 """The exercise checks of notebooks 04 and 05 accept right answers and reject typical wrong ones
 with a useful hint; notebook 05's `notebook_data` falls back to synthetic digits without MNIST.
 
-The right answers here are written from the definitions (PAPER.md sections 2-4), independently of
-the functions the checks compare with.
+The right answers here are written from the definitions (docs/paper.md, sections 2-4),
+independently of the functions the checks compare with.
 """
 
 import numpy as np
@@ -113,7 +113,7 @@ def test_nb05_right_answers_pass(capsys):
 
 
 def test_the_seed_150_permutation_is_the_documented_one():
-    # PAPER.md: seed 150 starts [176 32 363 605 548 781 276 775 468 440]
+    # docs/paper.md: seed 150 starts [176 32 363 605 548 781 276 775 468 440]
     np.testing.assert_array_equal(np.random.RandomState(150).permutation(784)[:10],
                                   [176, 32, 363, 605, 548, 781, 276, 775, 468, 440])
 

@@ -3,10 +3,10 @@
     cfg = TrainConfig.from_dict({"task": "copying", "T": 20, "p": 0.5})   # task defaults fill the rest
     cfg = TrainConfig.from_json("config.json")                           # unknown keys are rejected
 
-Defaults follow the original experiments (PAPER.md section 4): copying T=300, hidden 128, seed 3,
-100,000 training and 5,000 validation sequences, 600 epochs of 1,000 iterations; pixel and permuted
-MNIST hidden 100, seed 400, 50k/10k/10k, 200 epochs; Adam lr 1e-3, batch 100, clipping at 1.0,
-h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
+Defaults follow the original experiments (docs/paper.md, section 4): copying T=300, hidden 128,
+seed 3, 100,000 training and 5,000 validation sequences, 600 epochs of 1,000 iterations; pixel and
+permuted MNIST hidden 100, seed 400, 50k/10k/10k, 200 epochs; Adam lr 1e-3, batch 100, clipping at
+1.0, h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
 """
 
 from __future__ import annotations

@@ -257,8 +257,8 @@ def _jsonable(o):
 
 # The scaled-down copying task of the experiments, sized so that the 15 runs of the convergence
 # sweep (3 variants x 5 seeds) take about an hour on 2 cores. The paper: T=100/300, hidden 128,
-# scalar input, lr 1e-3, 100,000 training sequences, 600,000 iterations; the README's "Results"
-# section says how this setting was chosen and why it differs.
+# scalar input, lr 1e-3, 100,000 training sequences, 600,000 iterations; docs/results.md
+# says how this setting was chosen and why it differs.
 COPYING = dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
                n_train=100_000, n_valid=500, iterations_per_epoch=100, epochs=150, anneal_p=0,
                log_paths_every=100)
