@@ -66,6 +66,11 @@ def remove_stale_temp_files(folder, names) -> list[Path]:
     return removed
 
 
+def atomic_write(path, write) -> None:
+    """Call write(f) on a binary file that becomes `path` only once write returns."""
+    _atomic(path, write)
+
+
 def atomic_save_npz(path, arrays: dict) -> None:
     """np.savez(path, **arrays), atomically (uncompressed)."""
     _atomic(path, lambda f: np.savez(f, **arrays))

@@ -22,6 +22,7 @@ the life of the run, which the operating system drops when the process ends in a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -258,6 +259,15 @@ def truncate_history(path, iteration: int) -> list[dict]:
     return kept
 
 
+@contextlib.contextmanager
+def _naming(path):
+    """Re-raise a failed write (disk full) as an OSError that names the file."""
+    try:
+        yield
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+
+
 class HistoryWriter:
     """Append records to history.jsonl (line buffered by `flush`) and keep them in memory."""
 
@@ -269,11 +279,13 @@ class HistoryWriter:
     def write(self, record: dict) -> None:
         self.records.append(record)
         if self._file is not None:
-            self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            with _naming(self.path):
+                self._file.write(json.dumps(record, allow_nan=False) + "\n")
 
     def flush(self) -> None:
         if self._file is not None:
-            self._file.flush()
+            with _naming(self.path):
+                self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
