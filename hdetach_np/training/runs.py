@@ -42,8 +42,7 @@ HISTORY = "history.jsonl"
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
 SUMMARY = "summary.json"
-TRANSFER = "transfer.json"
-WRITTEN = (CONFIG, VERSIONS, HISTORY, CHECKPOINT, BEST, SUMMARY, TRANSFER)  # files the toolkit writes atomically
+WRITTEN = (CONFIG, VERSIONS, HISTORY, CHECKPOINT, BEST, SUMMARY)  # the files `train` writes, atomically
 
 
 class CheckpointError(ValueError):
