@@ -6,8 +6,9 @@ Run from the repository root:
     python benchmarks/bench_checkpoint.py --dir /some/disk  # write the checkpoints on another disk
     python benchmarks/bench_checkpoint.py --quick           # a few seconds (a smoke test)
 
-For two settings (copying T=10, hidden 128, the setting of the copying results; copying T=300,
-hidden 128, the original experiments' setting), it times, with one BLAS thread:
+For two settings (copying T=10, hidden 128, one-hot input, the setting of the copying results;
+copying T=300, hidden 128, scalar input, the original experiments' setting), it times, with one
+BLAS thread:
 - `save_checkpoint` of the model, the Adam state and the metadata, as `train` writes it (an
   uncompressed .npz, written to a temporary file, fsync'ed and renamed), median of --writes;
 - one training iteration (`train` in memory, no folder), median over --iterations iterations.
@@ -34,7 +35,8 @@ from hdetach_np.training.loop import init_model, loss_and_grads, make_task_data,
 from hdetach_np.training.optim import clip_grad_norm, make_optimizer
 
 SETTINGS = {
-    "copying T=10 hidden 128": dict(task="copying", T=10, hidden=128, lr=3e-3, n_train=10_000, n_valid=500),
+    "copying T=10 hidden 128": dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, n_train=10_000,
+                                    n_valid=500),
     "copying T=300 hidden 128": dict(task="copying", T=300, hidden=128, lr=1e-3, n_train=10_000, n_valid=500),
 }
 
