@@ -181,3 +181,46 @@ def test_module_command_strip(tmp_path):
 def test_cli_run_rejects_bad_timeout(capsys, tmp_path):
     assert cli_main(["notebooks", "run", str(tmp_path), "--timeout", "0"]) == 2
     assert "--timeout must be > 0" in capsys.readouterr().err
+
+
+def test_strip_never_replaces_a_notebook_in_out_without_force(tmp_path, capsys):
+    src, student = tmp_path / "nb", tmp_path / "student"
+    src.mkdir()
+    student.mkdir()
+    nt.write_notebook(example_nb(), src / "01_a.ipynb")
+    (student / "01_a.ipynb").write_text("a student's answers")
+    with pytest.raises(ValueError, match=r"01_a.ipynb already exist\(s\) and may hold work; .* --force"):
+        nt.strip_notebooks(src, student)
+    assert cli_main(["notebooks", "strip", str(src), "--out", str(student)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (student / "01_a.ipynb").read_text() == "a student's answers"
+    assert cli_main(["notebooks", "strip", str(src), "--out", str(student), "--force"]) == 0
+    assert nt.read_notebook(student / "01_a.ipynb") == nt.strip_solutions(nt.read_notebook(src / "01_a.ipynb"))
+
+
+def test_run_says_it_rewrites_in_place_and_out_refuses_to_replace(tmp_path, capsys):
+    from hdetach_np.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["notebooks"]._subparsers._group_actions[0] \
+        .choices["run"].format_help()
+    assert "in place" in help_text and "--out" in help_text
+    nt.write_notebook(make_nb([code("x = 1")]), tmp_path / "01_a.ipynb")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "01_a.ipynb").write_text("kept")
+    assert cli_main(["notebooks", "run", str(tmp_path / "01_a.ipynb"), "--out", str(tmp_path / "done")]) == 2
+    assert "--force" in capsys.readouterr().err and (tmp_path / "done" / "01_a.ipynb").read_text() == "kept"
+    assert cli_main(["notebooks", "run", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "where the notebooks are" in capsys.readouterr().err
+
+
+def test_run_out_writes_the_executed_copy_elsewhere(tmp_path):
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = make_nb([code("print(6 * 7)", outputs=[], count=None)])
+    nt.write_notebook(nb, tmp_path / "01_a.ipynb")
+    before = (tmp_path / "01_a.ipynb").read_text()
+    written = nt.run_notebooks(tmp_path / "01_a.ipynb", fast=True, timeout=60, out=tmp_path / "executed")
+    assert written == [tmp_path / "executed" / "01_a.ipynb"]
+    assert (tmp_path / "01_a.ipynb").read_text() == before, "the source is not touched"
+    outputs = nt.read_notebook(written[0])["cells"][0]["outputs"]
+    assert any("42" in "".join(o.get("text", "")) for o in outputs)

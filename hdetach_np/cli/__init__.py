@@ -1,12 +1,15 @@
 """The `hdetach-np` command line. Run `hdetach-np --help`.
 
 Each subcommand lives in its own function `_add_<name>(subparsers)` that registers its parser and
-sets `func`; `main` dispatches. Errors print one line and exit with status 2 (bad usage) or 1.
+sets `func`; `main` dispatches. Errors print one line and exit with status 2 (bad usage) or 1
+(the command could not finish: out of memory, a file that cannot be written...); `main` maps the
+known exception types to that line, so no command ends with a traceback for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from ..teaching.notebooks import _add_notebooks  # `hdetach-np notebooks strip|run`
@@ -36,7 +39,11 @@ def _run_check(args) -> int:
     for name in ("T", "N", "D", "H"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    rows = run_check(seed=args.seed, T=args.T, N=args.N, D=args.D, H=args.H, p=args.p)
+    try:
+        rows = run_check(seed=args.seed, T=args.T, N=args.N, D=args.D, H=args.H, p=args.p)
+    except MemoryError as err:
+        raise MemoryError(f"not enough memory for --T {args.T} --N {args.N} --D {args.D} --H {args.H} ({err}); "
+                          "choose smaller sizes") from err
     print(format_rows(rows))
     return 0 if all(r.passed for r in rows) else 1
 
@@ -75,6 +82,23 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"hdetach-np {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except MemoryError as err:
+        print(f"hdetach-np {args.command}: error: out of memory: {err or 'an allocation failed'}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"hdetach-np {args.command}: error: {err}{os_error_hint(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_hint(err: OSError) -> str:
+    """What to do about a failed read or write, from its error number ("" when there is no advice)."""
+    if err.errno == errno.ENOSPC:
+        return "; free disk space and run the command again"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "; make the folder writable or choose another one"
+    if err.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
+        return "; choose another name"
+    return ""

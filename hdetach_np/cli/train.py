@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..training.config import MNIST_TASKS, TASK_DEFAULTS, TASKS, TrainConfig, field_help
+from ..training.guard import DEFAULT_CHECKPOINT_MINUTES
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "detach": ("h", "c"), "mask_per": ("step", "example", "unit"),
@@ -72,7 +73,9 @@ def _add_train(sub):
         description="Train an LSTM with a linear readout on copying, adding, pixel-mnist or permuted-mnist. "
         "Writes a run folder (config.json, versions.json, history.jsonl, checkpoint.npz, best.npz, summary.json). "
         "Config values come from the task defaults (those of the original experiments), then --config FILE.json, "
-        "then the flags. Example: hdetach-np train copying --T 20 --hidden 64 --p 0.5 --epochs 10 --out runs/c20",
+        "then the flags. Ctrl-C (SIGINT) or SIGTERM stops at the end of the iteration under way, writes a checkpoint "
+        "and says how to resume (exit status 130 or 143). "
+        "Example: hdetach-np train copying --T 20 --hidden 64 --p 0.5 --epochs 10 --out runs/c20",
     )
     p.add_argument("task", nargs="?", choices=TASKS, help="the task (not needed with --resume)")
     run = p.add_argument_group("run control (not part of the config)")
@@ -87,6 +90,9 @@ def _add_train(sub):
     run.add_argument("--data-dir", metavar="DIR", default=None,
                      help="MNIST cache folder (default: $HDETACH_NP_MNIST_DIR or ~/.cache/hdetach-np/mnist)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
+    run.add_argument("--checkpoint-minutes", type=float, metavar="M", default=DEFAULT_CHECKPOINT_MINUTES,
+                     help="also write a checkpoint after M minutes of training since the last one, so a killed run "
+                     f"loses at most that much; 0 = only at epoch ends (default: {DEFAULT_CHECKPOINT_MINUTES:g})")
     _add_threads(run)
     cfg = p.add_argument_group("config (defaults are those of the original experiments)")
     for name, (default, text, task_dep) in field_help().items():
@@ -135,11 +141,17 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
 
 def _run_train(args) -> int:
     from ..training.data import DataError
-    from ..training.runs import CheckpointError, read_json
+    from ..training.guard import TrainingInterrupted
+    from ..training.runs import CHECKPOINT, CheckpointError, RunFolderBusy, read_json
     from ..training.loop import TrainingDiverged, train
+    import numpy as np
+
+    from . import os_error_hint
 
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
+    if not args.checkpoint_minutes >= 0:
+        raise ValueError(f"--checkpoint-minutes must be >= 0 (0 = only at epoch ends), got {args.checkpoint_minutes}")
     config, _ = _config_from_args(args)
     if args.resume:
         run = Path(args.resume)
@@ -153,11 +165,22 @@ def _run_train(args) -> int:
     if not args.quiet:
         print(f"run folder: {run}" + (" (resumed)" if args.resume else ""), flush=True)
     try:
-        with _blas_threads(args.threads):
+        # a NaN/inf is reported as one line (TrainingDiverged), not as numpy's warnings before it
+        with _blas_threads(args.threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             res = train(config, run, resume=bool(args.resume), stop_after=args.stop_after, quiet=args.quiet,
-                        data_dir=args.data_dir)
-    except (TrainingDiverged, DataError, CheckpointError) as err:
+                        data_dir=args.data_dir, checkpoint_minutes=args.checkpoint_minutes)
+    except TrainingInterrupted as err:
+        print(f"hdetach-np train: {err}", file=sys.stderr)
+        return err.exit_status
+    except (TrainingDiverged, DataError, CheckpointError, RunFolderBusy) as err:
         return _fail("train", err)
+    except OSError as err:
+        if isinstance(err, FileNotFoundError) or not (run / "config.json").is_file():
+            raise
+        kept = "its last checkpoint" if (run / CHECKPOINT).is_file() else "no checkpoint yet (it restarts at iteration 0)"
+        hint = os_error_hint(err).removeprefix("; ")
+        return _fail("train", f"{err}; {hint + '; ' if hint else ''}the run keeps {kept}; continue it with "
+                              f"hdetach-np train --resume {run}")
     b = res.best
     state = "finished" if res.complete else "stopped"
     line = f"{state} at iteration {res.iteration}"
@@ -194,12 +217,12 @@ def _add_eval(sub):
 def _run_eval(args) -> int:
     from ..training.data import DataError
     from ..training.runs import CheckpointError
-    from ..training.loop import evaluate_run
+    from ..training.loop import TrainingDiverged, evaluate_run
 
     try:
         with _blas_threads(args.threads):
             res = evaluate_run(args.run, which=args.which, splits=args.split, data_dir=args.data_dir)
-    except (DataError, CheckpointError) as err:
+    except (DataError, CheckpointError, TrainingDiverged) as err:
         return _fail("eval", err)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -227,7 +250,7 @@ def _add_transfer(sub):
 
 def _run_transfer(args) -> int:
     from ..training.runs import CheckpointError, read_json, write_json
-    from ..training.loop import transfer_copying
+    from ..training.loop import TrainingDiverged, transfer_copying
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
@@ -236,7 +259,7 @@ def _run_transfer(args) -> int:
     try:
         with _blas_threads(args.threads):
             rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which)
-    except CheckpointError as err:
+    except (CheckpointError, TrainingDiverged) as err:
         return _fail("transfer", err)
     print(f"{'T':>7}{'loss':>12}{'accuracy':>10}")
     for r in rows:
@@ -272,6 +295,7 @@ def _run_plot(args) -> int:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    from .._atomic import atomic_write
     from ..training.plots import plot_path_norms, plot_runs
     from ..training.runs import read_history
 
@@ -292,7 +316,10 @@ def _run_plot(args) -> int:
         if axes[3].lines:
             axes[3].legend(fontsize="small")
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
-    fig.savefig(out, dpi=120)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'curves.png'}")
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    atomic_write(out, lambda f: fig.savefig(f, format=fmt, dpi=120))  # never a half-written image
     print(f"wrote {out}")
     return 0
 

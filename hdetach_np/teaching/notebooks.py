@@ -1,7 +1,8 @@
 """Tools for the teaching notebooks in `notebooks/`: fast mode, student copies, execution.
 
     python -m hdetach_np.teaching.notebooks strip notebooks/ --out student/   # copies without solutions
-    python -m hdetach_np.teaching.notebooks run notebooks/                   # execute, save the outputs
+    python -m hdetach_np.teaching.notebooks run notebooks/                   # execute, save the outputs IN PLACE
+    python -m hdetach_np.teaching.notebooks run notebooks/ --out executed/   # ... or into another folder
     python -m hdetach_np.teaching.notebooks run notebooks/ --fast            # the same with HDETACH_FAST=1
 
 (also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`).
@@ -35,6 +36,8 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+
+from .._atomic import atomic_write_text
 
 FAST_ENV = "HDETACH_FAST"
 SOLUTION_TAG = "solution"
@@ -90,7 +93,7 @@ def write_notebook(nb: dict, path) -> None:
     for cell in nb["cells"]:
         cell["source"] = _as_lines(cell_source(cell))
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False, separators=(",", ": "))
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    atomic_write_text(path, text + "\n")  # a notebook is never left half-written
 
 
 def cell_source(cell: dict) -> str:
@@ -195,18 +198,29 @@ def notebook_paths(src) -> list[Path]:
     return paths
 
 
-def strip_notebooks(src, out, keep_outputs: bool = False) -> list[Path]:
-    """Write a student copy of each notebook in `src` (a file or folder) into the folder `out`.
-
-    Returns the paths written. Refuses to write into the folder the notebooks come from.
-    """
-    paths = notebook_paths(src)
-    out = Path(out)
+def _check_out(paths: list[Path], out: Path, force: bool, what: str) -> None:
+    """Refuse an `out` that is a file, the notebooks' own folder, or that holds a same-named notebook."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out must be a folder, got the file {out}")
     if any(p.parent.resolve() == out.resolve() for p in paths):
         raise ValueError(f"--out {out} is where the notebooks are; choose another folder so the "
-                         "solutions are not overwritten")
+                         f"{what} are not overwritten")
+    existing = [out / p.name for p in paths if (out / p.name).exists()]
+    if existing and not force:
+        names = ", ".join(str(e) for e in existing)
+        raise ValueError(f"{names} already exist(s) and may hold work; choose another --out folder, "
+                         "or pass --force to replace them")
+
+
+def strip_notebooks(src, out, keep_outputs: bool = False, force: bool = False) -> list[Path]:
+    """Write a student copy of each notebook in `src` (a file or folder) into the folder `out`.
+
+    Returns the paths written. Refuses to write into the folder the notebooks come from, and to
+    replace a notebook already in `out` (a student's work, perhaps) unless `force`.
+    """
+    paths = notebook_paths(src)
+    out = Path(out)
+    _check_out(paths, out, force, "solutions")
     stripped = [(p, strip_solutions(read_notebook(p), keep_outputs, name=p.name)) for p in paths]
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -270,13 +284,25 @@ def execute_notebook(nb: dict, cwd, fast: bool, timeout: float = 600, allow_erro
     return executed
 
 
-def run_notebooks(src, fast: bool = False, timeout: float = 600) -> list[Path]:
-    """Execute each notebook in `src` (file or folder) in its own folder and save it with outputs."""
+def run_notebooks(src, fast: bool = False, timeout: float = 600, out=None, force: bool = False) -> list[Path]:
+    """Execute each notebook in `src` (file or folder) in its own folder and save it with outputs.
+
+    out=None REWRITES each notebook in place (its cells stay, its outputs are replaced); with a
+    folder `out`, the executed copies go there and the sources are not touched (a notebook
+    already in `out` is replaced only if `force`). Returns the paths written.
+    """
     paths = notebook_paths(src)
+    if out is not None:
+        out = Path(out)
+        _check_out(paths, out, force, "sources")
+        out.mkdir(parents=True, exist_ok=True)
+    written = []
     for p in paths:
         nb = execute_notebook(read_notebook(p), cwd=p.parent, fast=fast, timeout=timeout)
-        write_notebook(nb, p)
-    return paths
+        dest = p if out is None else out / p.name
+        write_notebook(nb, dest)
+        written.append(dest)
+    return written
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,24 +331,29 @@ def _add_notebook_actions(parser):
         "present) and clearing outputs.",
     )
     s.add_argument("src", help="a notebook or a folder of notebooks")
-    s.add_argument("--out", required=True, help="folder for the student copies (not the source folder)")
+    s.add_argument("--out", required=True, help="folder for the student copies (not the source folder); a notebook "
+                   "of the same name already there is not replaced without --force")
+    s.add_argument("--force", action="store_true", help="replace same-named notebooks in --out")
     s.add_argument("--keep-outputs", action="store_true",
                    help="keep the outputs of cells that are not solutions (they may give answers away)")
     s.set_defaults(func=_run_strip)
     r = actions.add_parser(
         "run",
-        help="execute notebooks in place and save their outputs",
+        help="execute notebooks and save their outputs (in place unless --out)",
         description="Execute each notebook top to bottom in a fresh kernel of this Python and save "
-        f"it with its outputs. --fast sets {FAST_ENV}=1.",
+        "it with its outputs. Without --out this REWRITES each notebook file in place (edits are kept, "
+        f"outputs replaced); --out DIR writes the executed copies there instead. --fast sets {FAST_ENV}=1.",
     )
     r.add_argument("src", help="a notebook or a folder of notebooks")
     r.add_argument("--fast", action="store_true", help=f"shrink every run ({FAST_ENV}=1)")
     r.add_argument("--timeout", type=float, default=600, help="seconds allowed per cell")
+    r.add_argument("--out", default=None, help="folder for the executed copies (default: rewrite the notebooks in place)")
+    r.add_argument("--force", action="store_true", help="replace same-named notebooks in --out")
     r.set_defaults(func=_run_run)
 
 
 def _run_strip(args) -> int:
-    for path in strip_notebooks(args.src, args.out, keep_outputs=args.keep_outputs):
+    for path in strip_notebooks(args.src, args.out, keep_outputs=args.keep_outputs, force=args.force):
         print(f"wrote {path}")
     return 0
 
@@ -334,16 +365,19 @@ def _run_run(args) -> int:
         from nbclient.exceptions import CellExecutionError
     except ImportError:
         CellExecutionError = RuntimeError  # reported below by execute_notebook's ImportError
-    for path in notebook_paths(args.src):
+    paths = notebook_paths(args.src)
+    if args.out is not None:  # check every name before running anything
+        _check_out(paths, Path(args.out), args.force, "sources")
+    for path in paths:
         try:
-            run_notebooks(path, fast=args.fast, timeout=args.timeout)
+            written = run_notebooks(path, fast=args.fast, timeout=args.timeout, out=args.out, force=args.force)
         except ImportError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except CellExecutionError as err:
             print(f"{path}: a cell failed, the notebook was not saved:\n{err}", file=sys.stderr)
             return 1
-        print(f"executed {path}")
+        print(f"executed {path}" + (f" into {written[0]}" if args.out is not None else " (saved in place)"))
     return 0
 
 

@@ -3,20 +3,23 @@
 - `config`: the training configuration (`TrainConfig`);
 - `loop`: the model, the training loop and evaluation;
 - `optim`: optimizers with PyTorch's update rules, gradient clipping;
-- `runs`: the run folder (config, history, checkpoints);
+- `runs`: the run folder (config, history, checkpoints, its lock);
+- `guard`: what keeps a run's work (stops on SIGINT/SIGTERM, timed checkpoints, memory check);
 - `data`: the MNIST files; `threads`: BLAS threads; `plots`: training curves;
 - `experiments`: batches of runs for the experiment scripts in `analysis/`.
 """
 
 from .config import TrainConfig
 from .data import MNISTData, load_mnist, prepare_mnist
+from .guard import TrainingInterrupted
 from .loop import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
-from .runs import read_history
+from .runs import RunFolderBusy, lock_run_folder, read_history
 from .threads import blas_threads
 
 __all__ = [
-    "Adam", "MNISTData", "Model", "RMSprop", "SGD", "TrainConfig", "TrainResult", "TrainingDiverged",
-    "blas_threads", "clip_grad_norm", "evaluate", "evaluate_run", "init_model", "load_mnist",
-    "make_optimizer", "prepare_mnist", "read_history", "train", "transfer_copying",
+    "Adam", "MNISTData", "Model", "RMSprop", "RunFolderBusy", "SGD", "TrainConfig", "TrainResult",
+    "TrainingDiverged", "TrainingInterrupted", "blas_threads", "clip_grad_norm", "evaluate", "evaluate_run",
+    "init_model", "load_mnist", "lock_run_folder", "make_optimizer", "prepare_mnist", "read_history", "train",
+    "transfer_copying",
 ]

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -155,7 +156,7 @@ def read_idx(path) -> np.ndarray:
     try:
         with _open_maybe_gzip(path) as f:
             raw = f.read()
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; a flipped bit can be a zlib.error
         raise DataError(f"cannot read {path}: {err} (truncated or corrupt; download it again)") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
@@ -243,7 +244,7 @@ def read_mnist_pkl(source) -> dict:
             obj = _ArrayUnpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as err:
         raise DataError(f"{where}: refused: {err}") from err
-    except (OSError, EOFError, ValueError) as err:
+    except (OSError, EOFError, ValueError, zlib.error) as err:
         raise DataError(f"cannot read {where}: {err} (truncated or corrupt; download it again)") from err
     if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(s, tuple) and len(s) == 2 for s in obj)):
         raise DataError(f"{where}: expected ((x, y), (x, y), (x, y)) for train, valid, test")

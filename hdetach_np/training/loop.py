@@ -34,6 +34,7 @@ import numpy as np
 
 from . import runs
 from .config import TrainConfig
+from .guard import DEFAULT_CHECKPOINT_MINUTES, check_memory, run_guard
 from ..linear import LinearParams, init_linear, linear_backward, linear_forward
 from ..losses import mse_loss, softmax_cross_entropy
 from ..lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
@@ -259,6 +260,8 @@ def loss_and_grads(model: Model, x, y, task: TaskData, h_scale=None, c_scale=Non
     if not np.isfinite(out).all():
         _nonfinite("hidden state")
     logits, lcache = linear_forward(model.readout, out)  # (1 or T, N, K)
+    if not np.isfinite(logits).all():  # finite but huge parameters overflow here
+        _nonfinite("readout output (logits)")
     correct = count = 0
     if task.classify:
         targets = y[None] if task.last_only else y  # (1 or T, N)
@@ -293,11 +296,17 @@ def path_norms(res: BatchResult) -> dict:
     return gradient_paths(dhs, res.cache).norms()
 
 
+def _check_eval_logits(logits):
+    if not np.isfinite(logits).all():
+        _nonfinite("readout output (logits) in evaluation")
+
+
 def evaluate(model: Model, task: TaskData, split: str = "valid", batch_size: int = 1000) -> dict:
     """Loss and accuracy on a split, in chunks of `batch_size` sequences, without storing caches.
 
     Copying: loss averaged over all steps, accuracy over the last 10. Adding: MSE at the last step.
     MNIST: loss and accuracy at the last step. Returns {"loss", "accuracy" (None for regression), "n"}.
+    Raises TrainingDiverged if the model's output overflows.
     """
     if split not in task.splits:
         raise ValueError(f"unknown split {split!r} for this task; expected one of {', '.join(map(repr, task.splits))}")
@@ -312,12 +321,14 @@ def evaluate(model: Model, task: TaskData, split: str = "valid", batch_size: int
             h, c, _ = lstm_step_forward(x[t], h, c, model.lstm)
             if not task.last_only:
                 logits, _ = linear_forward(model.readout, h[None])  # (1, n, K)
+                _check_eval_logits(logits)
                 step_loss += softmax_cross_entropy(logits, y[t][None])[0]
                 if task.acc_steps[t]:
                     correct += int((logits[0].argmax(-1) == y[t]).sum())
                     count += n
         if task.last_only:
             logits, _ = linear_forward(model.readout, h[None])  # (1, n, K)
+            _check_eval_logits(logits)
             if task.classify:
                 step_loss = softmax_cross_entropy(logits, y[None])[0]
                 correct += int((logits[0].argmax(-1) == y).sum())
@@ -375,33 +386,59 @@ def _restore_rng(state: dict, where: str) -> np.random.Generator:
 
 
 def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after: int | None = None,
-          quiet: bool = True, mnist=None, data_dir=None) -> TrainResult:
+          quiet: bool = True, mnist=None, data_dir=None,
+          checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> TrainResult:
     """Train a model as `config` says; write the run folder `run_dir` (None: in memory only).
 
     resume=True continues the run in `run_dir` from its checkpoint (its config.json must equal
-    `config`). stop_after=K stops after iteration K with a checkpoint. quiet=False shows a tqdm
-    progress bar on a terminal and prints one line per epoch. `mnist` (an `data.MNISTData`)
-    overrides the MNIST cache in `data_dir`. Raises TrainingDiverged on NaN/inf.
+    `config`; a folder with a config and no checkpoint starts from iteration 0). stop_after=K stops
+    after iteration K with a checkpoint. Checkpoints are written at each epoch end, every
+    `config.checkpoint_every` iterations, and after `checkpoint_minutes` of training since the last
+    one (0: never). quiet=False shows a tqdm progress bar on a terminal and prints one line per
+    epoch. `mnist` (an `data.MNISTData`) overrides the MNIST cache in `data_dir`.
+
+    Raises TrainingDiverged on NaN/inf; TrainingInterrupted (a KeyboardInterrupt) after writing a
+    checkpoint when SIGINT or SIGTERM arrives; runs.RunFolderBusy if another process trains in
+    `run_dir`; MemoryError before anything is written if the model cannot fit in memory.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
         raise ValueError(f"stop_after must be a positive integer, got {stop_after!r}")
-    cfg = config
-    run = Path(run_dir) if run_dir is not None else None
-    if resume and run is None:
+    if resume and run_dir is None:
         raise ValueError("resume needs a run_dir")
+    check_memory(config, *task_sizes(config))
+    with run_guard(run_dir, fresh=not resume, checkpoint_minutes=checkpoint_minutes,
+                   keep_on=(TrainingDiverged,)) as guard:
+        return _train(config, run_dir, guard, resume=resume, stop_after=stop_after, quiet=quiet, mnist=mnist,
+                      data_dir=data_dir)
+
+
+def task_sizes(cfg: TrainConfig) -> tuple[int, int]:
+    """(input size D, output size K) of the model for a config's task."""
+    D = {"copying": COPY_INPUTS if cfg.one_hot else 1, "adding": 2}.get(cfg.task, cfg.pixels_per_step)
+    K = {"copying": COPY_CLASSES, "adding": 1}.get(cfg.task, MNIST_CLASSES)
+    return D, K
+
+
+def _train(cfg: TrainConfig, run_dir, guard, *, resume, stop_after, quiet, mnist, data_dir) -> TrainResult:
+    """The body of `train`, run under its `guard` (the folder's lock, signals, timed checkpoints)."""
+    run = Path(run_dir) if run_dir is not None else None
     task = make_task_data(cfg, mnist=mnist, data_dir=data_dir)
     D, H, K, dt = task.input_size, cfg.hidden, task.output_size, np.dtype(cfg.dtype)
     ckpt_path = run / runs.CHECKPOINT if run is not None else None
 
-    seconds_before = 0.0
+    seconds_before, fresh = 0.0, not resume
     if resume:
         saved = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG))
         if saved != cfg:
             diff = [k for k in cfg.keys() if getattr(saved, k) != getattr(cfg, k)]
             raise ValueError(f"the config differs from {run / runs.CONFIG} in {', '.join(diff)}; "
                              "a resumed run keeps its config")
+    if resume and not ckpt_path.exists():  # stopped before its first checkpoint: start again at iteration 0
+        resume = False
+        runs.truncate_history(run / runs.HISTORY, 0)
+    if resume:
         params, opt_state, meta = runs.load_checkpoint(ckpt_path)
         if meta.get("config") != cfg.to_dict():
             raise runs.CheckpointError(f"{ckpt_path} was written by a different config than {run / runs.CONFIG}")
@@ -418,17 +455,13 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
         seconds_before = float(meta.get("seconds", 0.0))
         history = runs.HistoryWriter(run / runs.HISTORY, runs.truncate_history(run / runs.HISTORY, start))
     else:
-        if run is not None:
-            if run.exists() and any(run.iterdir()):
-                raise ValueError(f"run folder {run} already exists and is not empty; "
-                                 "resume it with --resume or choose another folder")
-            run.mkdir(parents=True, exist_ok=True)
-            cfg.to_json(run / runs.CONFIG)
-            runs.write_json(run / runs.VERSIONS, runs.versions())
         model = init_model(D, H, K, np.random.default_rng([cfg.seed, 1]), dt, cfg.init)
         opt = _new_optimizer(cfg, model)
         rng = np.random.default_rng([cfg.seed, 2])
         start, best = 0, None
+        if run is not None and fresh:  # the guard made sure the folder is empty
+            runs.write_json(run / runs.CONFIG, cfg.to_dict())
+            runs.write_json(run / runs.VERSIONS, runs.versions())
         history = runs.HistoryWriter(run / runs.HISTORY if run is not None else None)
 
     if resume and not quiet and (run / runs.VERSIONS).is_file():
@@ -456,6 +489,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
         history.flush()
         runs.save_checkpoint(ckpt_path, model.arrays(), meta, opt.state_dict())
         last_ckpt = k
+        guard.checkpoint_written()
 
     def diverged(k, epoch, what):
         where = (f"the last good checkpoint is {ckpt_path} (iteration {last_ckpt})" if last_ckpt is not None
@@ -507,8 +541,10 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
                 except TrainingDiverged as err:
                     diverged(k, epoch, str(err))
                 checkpoint(k)
-            elif cfg.checkpoint_every and k % cfg.checkpoint_every == 0:
+            elif (cfg.checkpoint_every and k % cfg.checkpoint_every == 0) or guard.checkpoint_due():
                 checkpoint(k)
+            if guard.stop_requested:  # SIGINT/SIGTERM: stop between iterations, checkpoint below
+                break
         k = max(k, start)
         if last_ckpt != k:
             checkpoint(k)
@@ -523,6 +559,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
             "iteration": k, "epoch": k / ipe, "complete": complete, "best": best, "seconds": seconds(),
             "seconds_per_iteration_this_session": (time.perf_counter() - t0) / max(k - start, 1),
         })
+    guard.raise_if_stopped(k, complete)
     return TrainResult(model, history.records, best, k, complete, run)
 
 
@@ -587,8 +624,7 @@ def load_run(run_dir, which: str = "best") -> tuple[TrainConfig, Model, dict]:
     cfg = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG))
     path = run / (runs.BEST if which == "best" else runs.CHECKPOINT)
     params, _, meta = runs.load_checkpoint(path)
-    D = {"copying": COPY_INPUTS if cfg.one_hot else 1, "adding": 2}.get(cfg.task, cfg.pixels_per_step)
-    K = {"copying": COPY_CLASSES, "adding": 1}.get(cfg.task, MNIST_CLASSES)
+    D, K = task_sizes(cfg)
     return cfg, Model.from_arrays(params, D, cfg.hidden, K, cfg.dtype, where=str(path)), meta
 
 

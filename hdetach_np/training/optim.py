@@ -90,10 +90,21 @@ class Optimizer:
         out.update({k: v.copy() for k, v in self.state.items()})
         return out
 
+    def buffer_names(self) -> tuple[str, ...]:
+        """The buffers every parameter has after the first step, e.g. ("m", "v") for Adam."""
+        return ()
+
     def load_state_dict(self, state: dict) -> None:
-        """Restore `state_dict()` output; checks every buffer against its parameter."""
+        """Restore `state_dict()` output; checks that every buffer is there and matches its parameter.
+
+        After one step or more, each parameter must have each of `buffer_names()`: a missing
+        buffer would restart at zero and the run would silently no longer be exact.
+        """
         if "steps" not in state:
             raise ValueError("optimizer state has no 'steps' entry")
+        steps = np.asarray(state["steps"])
+        if steps.shape != () or steps.dtype.kind not in "iu" or int(steps) < 0:
+            raise ValueError(f"optimizer state 'steps' must be an integer >= 0, got {steps.dtype} {steps.shape} {steps!r}")
         buffers = {}
         for key, v in state.items():
             if key == "steps":
@@ -101,11 +112,19 @@ class Optimizer:
             name, _, k = key.partition("/")
             if k not in self.params:
                 raise ValueError(f"optimizer state {key!r} names no parameter of this model")
+            if name not in self.buffer_names():
+                raise ValueError(f"optimizer state {key!r} is not a buffer of this {self.kind} optimizer "
+                                 f"(expected {', '.join(self.buffer_names()) or 'none'})")
             p = self.params[k]
             if v.shape != p.shape or v.dtype != p.dtype:
                 raise ValueError(f"optimizer state {key!r} is {v.dtype} {v.shape}, expected {p.dtype} {p.shape}")
             buffers[key] = np.array(v, copy=True)
-        self.steps = int(state["steps"])
+        expected = {f"{b}/{k}" for b in self.buffer_names() for k in self.params} if int(steps) > 0 else set()
+        missing = sorted(expected - set(buffers))
+        if missing:
+            raise ValueError(f"optimizer state lacks {', '.join(missing)} after {int(steps)} step(s); "
+                             "it would restart at zero and the run would no longer be exact")
+        self.steps = int(steps)
         self.state = buffers
 
 
@@ -118,6 +137,9 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2 = (_check_unit(f"betas[{i}]", b) for i, b in enumerate(betas))
         self.eps = _check_positive("eps", eps, allow_zero=True)
+
+    def buffer_names(self):
+        return ("m", "v")
 
     def _update(self, k, g):
         m, v = self._buffer("m", k), self._buffer("v", k)
@@ -143,6 +165,9 @@ class SGD(Optimizer):
             raise ValueError("nesterov needs momentum > 0, got momentum 0")
         self.nesterov = bool(nesterov)
 
+    def buffer_names(self):
+        return ("momentum",) if self.momentum else ()
+
     def _update(self, k, g):
         if self.momentum:
             key = f"momentum/{k}"
@@ -167,6 +192,9 @@ class RMSprop(Optimizer):
         self.alpha = _check_unit("alpha", alpha)
         self.eps = _check_positive("eps", eps, allow_zero=True)
         self.momentum = _check_unit("momentum", momentum)
+
+    def buffer_names(self):
+        return ("square_avg",) + (("momentum",) if self.momentum else ())
 
     def _update(self, k, g):
         s = self._buffer("square_avg", k)

@@ -15,11 +15,16 @@ History records all carry "iteration" (the number of parameter updates done):
 
 Checkpoints are .npz files written atomically (temporary file + rename): arrays "param/<name>" and
 "opt/<key>", and "meta", a JSON string with the iteration, epoch, best, RNG state and config.
+
+One process at a time works in a run folder: `lock_run_folder` holds an OS lock on the folder for
+the life of the run, which the operating system drops when the process ends in any way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import sys
 import zipfile
@@ -28,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_save_npz, atomic_write_text
+from .._atomic import remove_stale_temp_files as _remove_temp
 
 FORMAT = 1
 CONFIG = "config.json"
@@ -36,10 +42,81 @@ HISTORY = "history.jsonl"
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
 SUMMARY = "summary.json"
+WRITTEN = (CONFIG, VERSIONS, HISTORY, CHECKPOINT, BEST, SUMMARY)  # the files `train` writes, atomically
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not belong to the run."""
+
+
+class RunFolderBusy(ValueError):
+    """Another live process holds the lock of a run folder."""
+
+
+# ---------------------------------------------------------------------------------------------
+# One process per run folder
+# ---------------------------------------------------------------------------------------------
+
+
+def lock_run_folder(path):
+    """Take the lock of run folder `path` (created if missing) for this process, or raise RunFolderBusy.
+
+    The lock is an exclusive `fcntl.flock` on the folder itself (no file is added to it); the
+    operating system releases it when the returned handle is closed or the process ends in any
+    way, kill -9 included, so a crash never leaves a stale lock. Use it as a context manager:
+
+        with lock_run_folder("runs/a"):
+            ...                               # no other process can take runs/a meanwhile
+
+    Where flock is unavailable (Windows) or the file system cannot lock (some network file
+    systems), the handle holds no lock (`handle.locked` is False).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file, not a run folder; choose a folder name")
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return FolderLock(None)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunFolderBusy(f"run folder {path} is in use by another process; wait for it to end "
+                            "or choose another folder") from None
+    except OSError:  # pragma: no cover - the file system cannot lock: go on unlocked
+        os.close(fd)
+        return FolderLock(None)
+    return FolderLock(fd)
+
+
+class FolderLock:
+    """The handle of `lock_run_folder`: `release()` (or leaving a `with` block) frees the lock."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    @property
+    def locked(self) -> bool:
+        return self.fd is not None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def remove_stale_temp_files(run) -> list[Path]:
+    """Remove the temporary files that killed writes of this run's files left in `run` (hold its lock)."""
+    return _remove_temp(run, WRITTEN)
 
 
 def versions() -> dict:
@@ -78,27 +155,70 @@ def save_checkpoint(path, params: dict, meta: dict, opt_state: dict | None = Non
 
 
 def load_checkpoint(path) -> tuple[dict, dict, dict]:
-    """Read a checkpoint: (params, optimizer state, meta). CheckpointError if it is unreadable."""
+    """Read a checkpoint: (params, optimizer state, meta). CheckpointError if it is unreadable.
+
+    Every meta field present is checked for its type here, so a bad checkpoint is refused before
+    anything is written; the caller checks the arrays against the run's config.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path} is a single .npy array, not an hdetach-np checkpoint "
+                                  f"(an .npz such as RUN/{CHECKPOINT} or RUN/{BEST})")
+        with z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
     except KeyError:
         raise CheckpointError(f"{path} is not an hdetach-np checkpoint (no 'meta' entry)") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        if isinstance(err, CheckpointError):
+            raise
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}); "
                               "use an earlier copy or start a new run") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
                               f"expected {FORMAT}")
+    _check_meta(meta, path)
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     opt = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
     if not params:
         raise CheckpointError(f"{path} holds no parameters")
     return params, opt, meta
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# the best validation record: {"iteration", "epoch", "loss", "accuracy"[, "test_loss", "test_accuracy"]}
+_BEST_FIELDS = {"iteration": _is_int, "epoch": _is_int, "loss": _is_number,
+                "accuracy": lambda v: v is None or _is_number(v)}
+_BEST_OPTIONAL = {"test_loss": _is_number, "test_accuracy": lambda v: v is None or _is_number(v)}
+_META_FIELDS = {"iteration": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+                "epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+                "best": (lambda v: v is None or _valid_best(v), "null or a record {iteration, epoch, loss, accuracy}"),
+                "rng": (lambda v: isinstance(v, dict), "a generator state (an object)"),
+                "config": (lambda v: isinstance(v, dict), "a config (an object)"),
+                "seconds": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+                "optimizer": (lambda v: isinstance(v, str), "an optimizer name")}
+
+
+def _valid_best(v) -> bool:
+    return (isinstance(v, dict) and set(_BEST_FIELDS) <= set(v) <= set(_BEST_FIELDS) | set(_BEST_OPTIONAL)
+            and all({**_BEST_FIELDS, **_BEST_OPTIONAL}[k](x) for k, x in v.items()))
+
+
+def _check_meta(meta: dict, path) -> None:
+    for name, (ok, expected) in _META_FIELDS.items():
+        if name in meta and not ok(meta[name]):
+            raise CheckpointError(f"{path}: meta field {name!r} must be {expected}, got {meta[name]!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +258,15 @@ def truncate_history(path, iteration: int) -> list[dict]:
     return kept
 
 
+@contextlib.contextmanager
+def _naming(path):
+    """Re-raise a failed write (disk full) as an OSError that names the file."""
+    try:
+        yield
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+
+
 class HistoryWriter:
     """Append records to history.jsonl (line buffered by `flush`) and keep them in memory."""
 
@@ -149,11 +278,13 @@ class HistoryWriter:
     def write(self, record: dict) -> None:
         self.records.append(record)
         if self._file is not None:
-            self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            with _naming(self.path):
+                self._file.write(json.dumps(record, allow_nan=False) + "\n")
 
     def flush(self) -> None:
         if self._file is not None:
-            self._file.flush()
+            with _naming(self.path):
+                self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
