@@ -39,6 +39,7 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
 
     from hdetach_np.training import experiments as ex
+    from hdetach_np.training import blas_threads
     from hdetach_np.training.loop import transfer_copying
 
     args = build_parser().parse_args(argv)
@@ -54,7 +55,7 @@ def main(argv=None) -> dict:
     Ts = [f * T for f in FACTORS]
 
     summary, rows = {}, []
-    ex.limit_blas_threads()
+    blas_threads(1)  # the evaluations below run in this process
     for tag, rs in groups.items():
         acc = np.array([[e["accuracy"] for e in transfer_copying(r["dir"], Ts, n=n, seed=555, which="best")]
                         for r in rs])  # (seeds, delays)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_generator, float_dtype
+from ._validate import check_generator, check_int, float_dtype
 
 COPY_TOKENS = 10  # tokens to remember
 COPY_CLASSES = 9  # blank + 8 token values
@@ -35,12 +35,6 @@ MNIST_PIXELS = 784
 MNIST_CLASSES = 10
 
 
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 # ---------------------------------------------------------------------------------------------
 # Copying
 # ---------------------------------------------------------------------------------------------
@@ -49,7 +43,7 @@ def _check_int(name, v, lo):
 def copying_tokens(n: int, rng: np.random.Generator) -> np.ndarray:
     """The 10 tokens of n copying sequences: (10, n) int64, uniform in {1..8}."""
     check_generator(rng)
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     return rng.integers(1, COPY_CLASSES, size=(COPY_TOKENS, n))
 
 
@@ -59,7 +53,7 @@ def copying_sequences(tokens: np.ndarray, T: int, one_hot: bool = False, dtype=n
     Returns x (T+20, n, D) with D = 1 (raw token values) or D = 10 (one-hot), and y (T+20, n) int64.
     """
     dt = float_dtype(dtype)
-    T = _check_int("T", T, 1)
+    T = check_int("T", T, 1)
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or tokens.shape[0] != COPY_TOKENS or tokens.dtype.kind not in "iu":
         raise ValueError(f"expected integer tokens of shape (10, n), got {tokens.dtype} {tokens.shape}")
@@ -87,8 +81,8 @@ def copying_data(n: int, T: int, rng: np.random.Generator, one_hot: bool = False
     """
     check_generator(rng)
     float_dtype(dtype)
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 1)
+    n = check_int("n", n, 1)
+    T = check_int("T", T, 1)
     return copying_sequences(copying_tokens(n, rng), T, one_hot=one_hot, dtype=dtype)
 
 
@@ -105,7 +99,7 @@ def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator):
 
 def copying_accuracy_steps(T: int) -> np.ndarray:
     """Boolean mask (T+20,) of the steps where copying accuracy is measured: the last 10."""
-    T = _check_int("T", T, 1)
+    T = check_int("T", T, 1)
     mask = np.zeros(T + 2 * COPY_TOKENS, dtype=bool)
     mask[-COPY_TOKENS:] = True
     return mask
@@ -118,7 +112,7 @@ def transfer_copying_data(T: int, n: int = 5000, seed: int = 555, one_hot: bool 
     which was run once per T with that seed), 5,000 sequences by default.
     Returns x (T+20, n, D), y (T+20, n).
     """
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     return copying_data(n, T, np.random.default_rng(seed), one_hot=one_hot, dtype=dtype)
 
 
@@ -136,8 +130,8 @@ def adding_data(n: int, T: int, rng: np.random.Generator, dtype=np.float32):
     """
     check_generator(rng)
     dt = float_dtype(dtype)
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 2)
+    n = check_int("n", n, 1)
+    T = check_int("T", T, 2)
     half = T // 2
     values = rng.random((T, n))  # (T, n)
     first = rng.integers(0, half, size=n)
@@ -162,7 +156,7 @@ def mnist_permutation(seed: int) -> np.ndarray:
     The original seeds numpy's legacy global generator with the run's seed and draws
     `np.random.permutation(784)` first; a fresh `RandomState(seed)` gives the same draw.
     """
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     return np.random.RandomState(seed).permutation(MNIST_PIXELS)
 
 
@@ -174,7 +168,7 @@ def pixel_sequences(images: np.ndarray, order: np.ndarray | None = None, pixels_
     pixels of that order are fed per step (k = 1 is the original task; k must divide 784).
     """
     dt = float_dtype(dtype)
-    k = _check_int("pixels_per_step", pixels_per_step, 1)
+    k = check_int("pixels_per_step", pixels_per_step, 1)
     if MNIST_PIXELS % k:
         raise ValueError(f"pixels_per_step must divide 784 (1, 2, 4, 7, 8, 14, 16, 28, ...), got {k}")
     if not isinstance(images, np.ndarray) or images.ndim != 2 or images.shape[1] != MNIST_PIXELS:
@@ -195,7 +189,7 @@ def pixel_sequences(images: np.ndarray, order: np.ndarray | None = None, pixels_
 
 def mnist_sequence_length(pixels_per_step: int = 1) -> int:
     """Number of steps of a pixel-MNIST sequence: 784 / pixels_per_step."""
-    k = _check_int("pixels_per_step", pixels_per_step, 1)
+    k = check_int("pixels_per_step", pixels_per_step, 1)
     if MNIST_PIXELS % k:
         raise ValueError(f"pixels_per_step must divide 784 (1, 2, 4, 7, 8, 14, 16, 28, ...), got {k}")
     return MNIST_PIXELS // k

@@ -77,14 +77,14 @@ def test_config_file_flags_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "copying", "--p", "2"], "config p must be a probability in [0, 1], got 2.0"),
     (["train", "copying", "--epochs", "0"], "config epochs must be an integer >= 1, got 0"),
-    (["train", "copying", "--p", "0.5", "--epochs", "5"], "config anneal_p must be <= epochs (5) when p > 0"),
+    (["train", "copying", "--p", "0.5", "--epochs", "5", "--anneal-p", "40"], "config anneal_p must be <= epochs (5) when p > 0"),
     (["train"], "give a task"),
     (["train", "pixel-mnist", "--T", "10"], "--T does not apply to pixel MNIST"),
     (["train", "adding", "--one-hot"], "config one_hot must be false for task adding"),
     (["train", "copying", "--config", "/nonexistent/c.json"], "config file /nonexistent/c.json does not exist"),
     (["train", "--resume", "/nonexistent/run"], "is not a run folder"),
     (["transfer", "/nonexistent/run", "--T", "5"], "is not a run folder"),
-    (["train", "copying", "--stop-after", "0"], "--stop-after must be >= 1, got 0"),
+    (["train", "copying", "--stop-after", "0"], "--stop-after must be an integer >= 1, got 0"),
 ])
 def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
     code, _, err = run(capsys, *argv)

@@ -56,7 +56,7 @@ def test_loss_and_grads_gradcheck(task):
 
 
 def test_copying_learns():
-    cfg = TrainConfig.from_dict(dict(task="copying", T=2, hidden=64, batch_size=64, lr=2e-2, n_train=10000,
+    cfg = TrainConfig.from_dict(dict(task="copying", T=2, one_hot=False, hidden=64, batch_size=64, lr=2e-2, n_train=10000,
                                      n_valid=500, epochs=1, iterations_per_epoch=750, anneal_p=0, seed=3))
     res = train(cfg)
     acc = res.history[-1]["accuracy"]
@@ -168,7 +168,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tr, "softmax_cross_entropy", flaky)
     cfg = tiny()
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss \(nan\) at iteration 8 \(epoch 1\).*"
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss \(nan\) at iteration 8 \(epoch 2\).*"
                                                r"last good checkpoint is .*checkpoint.npz \(iteration 6\)"):
         train(cfg, tmp_path / "r")
     _, _, meta = runs.load_checkpoint(tmp_path / "r" / "checkpoint.npz")
@@ -278,7 +278,7 @@ def test_evaluate_run_and_transfer(tmp_path):
 def test_anneal_switches_detaching_off_late():
     cfg = tiny(p=0.5, epochs=5, anneal_p=3)
     assert [cfg.p_at_epoch(e) for e in range(5)] == [0.5, 0.5, 0.5, 0.0, 0.0]
-    orig = TrainConfig.from_dict({"task": "copying", "p": 0.5})  # 600 epochs, anneal 40: off in 561..599
+    orig = TrainConfig.from_dict({"task": "copying", "p": 0.5}, preset="paper")  # 600 epochs, anneal 40: off in 561..599
     assert orig.p_at_epoch(560) == 0.5 and orig.p_at_epoch(561) == 0.0
     res = train(cfg.__class__.from_dict({**TINY, "p": 0.5, "epochs": 5, "anneal_p": 3, "iterations_per_epoch": 2}))
     ps = [r["p"] for r in res.history if "grad_norm" in r]

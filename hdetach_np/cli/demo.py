@@ -37,8 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import check_int
 from ..training import runs
 from ..training.config import TrainConfig
+from ..training.threads import blas_threads, describe_threads
+from .train import flag
 
 MARKER = "hdetach-np demo"  # config.json["kind"] of a demo folder (lets --force replace only a demo)
 SUPPRESSION_PS = (0.25, 0.5)
@@ -98,12 +101,6 @@ class DemoResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, v, lo: int) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 def _prepare_out(out_dir, force: bool) -> Path:
     """Create the run folder; refuse a file, or a non-empty folder unless it is an earlier demo and force."""
     out = Path(out_dir)
@@ -131,20 +128,6 @@ def _prepare_out(out_dir, force: bool) -> Path:
     return out
 
 
-def _blas_threads(n: int):
-    """(context, description) limiting BLAS to n threads (0: unchanged). Without threadpoolctl the
-    limit is skipped and said so (OPENBLAS_NUM_THREADS=1 set before starting does the same)."""
-    import contextlib
-
-    if n == 0:
-        return contextlib.nullcontext(), "unchanged (BLAS default)"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext(), f"unchanged: threadpoolctl is not installed, so --threads {n} was not applied"
-    return threadpool_limits(limits=n, user_api="blas"), str(n)
-
-
 def _versions() -> dict:
     import matplotlib
     import tqdm
@@ -170,11 +153,10 @@ def train_command(cfg: TrainConfig, out) -> str:
         v = getattr(cfg, k)
         if k == "task" or v == getattr(base, k):
             continue
-        flag = "--T" if k == "T" else "--" + k.replace("_", "-")
         if isinstance(v, bool):
-            parts.append(flag)  # only True can differ from a False default
+            parts.append(flag(k))  # only True can differ from a False default
         else:
-            parts += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+            parts += [flag(k), f"{v:g}" if isinstance(v, float) else str(v)]
     return " ".join(parts + ["--threads", "1", "--out", str(out)])
 
 
@@ -420,17 +402,19 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
 
     quick: tiny sizes (seconds, for tests). seed: the first seed; the suppression sweep and each
     variant's copying runs use seeds seed .. seed + seeds - 1. threads: BLAS threads (0: unchanged;
-    needs threadpoolctl). force: replace `out_dir` if it holds an earlier demo. progress: tqdm bars
-    and stage lines (None: only when stderr is a terminal). command: the command line to record.
+    fixed, 1 by default, so that machines with the same numpy give the same numbers). force: replace
+    `out_dir` if it holds an earlier demo. progress: tqdm bars (None: when stderr is a terminal);
+    False also silences the line printed (to stderr) at each stage and run. command: the command line to record.
     Raises ValueError for a bad argument or an unusable `out_dir`.
     """
-    seed = _check_int("seed", seed, 0)
-    seeds = _check_int("seeds", seeds, 1)
-    threads = _check_int("threads", threads, 0)
+    seed = check_int("seed", seed, 0)
+    seeds = check_int("seeds", seeds, 1)
+    threads = check_int("threads", threads, 0)
     if not isinstance(quick, bool):
         raise TypeError(f"quick must be True or False, got {quick!r}")
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if show else (lambda m: None)
+    show = sys.stderr.isatty() if progress is None else bool(progress)  # tqdm bars and per-epoch lines
+    # a line per stage and run, also when the output is a file or a pipe (progress=False: silent)
+    say = (lambda m: None) if progress is False else (lambda m: print(m, file=sys.stderr, flush=True))
     out = _prepare_out(out_dir, force)
 
     import matplotlib
@@ -442,7 +426,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
 
     s = DemoSettings.preset(quick)
     seed_list = tuple(range(seed, seed + seeds))
-    ctx, thread_text = _blas_threads(threads)
+    ctx = blas_threads(threads)
+    thread_text = describe_threads(threads)
     if command is None:
         command = f"hdetach-np demo --out {out} --seed {seed} --seeds {seeds} --threads {threads}" + (" --quick" if quick else "")
     t_all = time.perf_counter()
@@ -487,7 +472,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
 # ---------------------------------------------------------------------------------------------
 
 
-def _add_demo(sub):
+def register(sub) -> None:
+    """Add `demo` to the subcommands `sub`."""
     import argparse
 
     p = sub.add_parser(
@@ -507,7 +493,7 @@ def _add_demo(sub):
     p.add_argument("--seed", type=int, default=0, help="first seed; everything is determined by it")
     p.add_argument("--seeds", type=int, default=3, help="seeds per copying variant and in the suppression sweep")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="limit BLAS to N threads (needs threadpoolctl; without it the limit is skipped and said so); "
+                   help="BLAS threads, fixed so that two machines with the same numpy give the same numbers; "
                    "0 leaves BLAS as it is")
     p.add_argument("--force", action="store_true", help="replace --out if it holds an earlier demo")
     p.set_defaults(func=_run_demo)

@@ -1,22 +1,29 @@
 """Subcommands `train`, `eval`, `transfer`, `plot` and `data` of the `hdetach-np` command line.
 
-Each `_add_<name>(sub)` registers one parser; `cli.COMMANDS` lists them. Bad usage (a bad flag or
-value, an unknown config key) prints one line and exits with status 2; a run that cannot go on
-(NaN/inf, unreadable checkpoint, MNIST unavailable) prints one line and exits with status 1.
+`register(sub)` adds them to the top-level parser. Bad usage (a bad flag or value, an unknown
+config key) prints one line and exits with status 2; a run that cannot go on (NaN/inf, unreadable
+checkpoint, MNIST unavailable) prints one line and exits with status 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from ..training.config import MNIST_TASKS, TASK_DEFAULTS, TASKS, TrainConfig, field_help
+import numpy as np
+
+from .._validate import check_int
+from ..lstm import INIT_SCHEMES
+from ..masks import PER
+from ..training.config import DETACH, DTYPES, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
+from ..training.optim import OPTIMIZERS
+from ..training.threads import blas_threads, describe_threads, parse_threads
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
-CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "detach": ("h", "c"), "mask_per": ("step", "example", "unit"),
-           "init": ("original", "forget-bias-1"), "dtype": ("float32", "float64")}
+CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "dtype": DTYPES}
 
 
 def _fail(cmd: str, err: Exception, status: int = 1) -> int:
@@ -24,38 +31,36 @@ def _fail(cmd: str, err: Exception, status: int = 1) -> int:
     return status
 
 
-def _add_threads(group):
-    group.add_argument("--threads", type=int, default=0, metavar="N",
-                       help="limit BLAS to N threads (small matmuls often run faster on one thread when the cores are "
-                       "busy); needs the threadpoolctl package; 0 leaves BLAS as it is (default: 0)")
-
-
-def _blas_threads(n: int):
-    """A context that limits BLAS threads to n (n = 0: no change)."""
-    import contextlib
-
-    if n < 0:
-        raise ValueError(f"--threads must be >= 0, got {n}")
-    if n == 0:
-        return contextlib.nullcontext()
+def _threads_type(text: str):
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise ValueError("--threads needs the threadpoolctl package (pip install threadpoolctl); "
-                         "or set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting") from None
-    return threadpool_limits(limits=n, user_api="blas")
+        return parse_threads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _flag(name: str) -> str:
+def add_threads_flag(group, default="auto"):
+    """The `--threads` flag of every command that computes (train, eval, transfer, demo)."""
+    group.add_argument("--threads", type=_threads_type, default=default, metavar="N|auto",
+                       help="BLAS threads: 'auto' (one thread: at these sizes a second thread gains little on an "
+                       "idle machine and costs several times over when another process keeps a core busy), a count, "
+                       f"or 0 to leave BLAS as it is (default: {default})")
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig key: "T" -> "--T", "batch_size" -> "--batch-size"."""
     return "--T" if name == "T" else "--" + name.replace("_", "-")
 
 
-def _task_default_text(name: str) -> str:
+def _task_default_text(name: str, preset: str = "laptop") -> str:
     vals = {}
     for task in TASKS:
         if task in MNIST_TASKS and name == "T":
             continue
-        vals.setdefault(TASK_DEFAULTS[task][name], []).append(task)
+        if task not in MNIST_TASKS and name == "pixels_per_step":
+            continue
+        if task != "copying" and name == "one_hot":
+            continue
+        vals.setdefault(PRESETS[preset][task][name], []).append(task)
     text = "; ".join(f"{', '.join(ts)}: {v}" for v, ts in vals.items())
     return text + ("; MNIST: 784 / pixels-per-step" if name == "T" else "")
 
@@ -71,8 +76,9 @@ def _add_train(sub):
         help="train an LSTM (optionally with h-detach) on a task",
         description="Train an LSTM with a linear readout on copying, adding, pixel-mnist or permuted-mnist. "
         "Writes a run folder (config.json, versions.json, history.jsonl, checkpoint.npz, best.npz, summary.json). "
-        "Config values come from the task defaults (those of the original experiments), then --config FILE.json, "
-        "then the flags. Example: hdetach-np train copying --T 20 --hidden 64 --p 0.5 --epochs 10 --out runs/c20",
+        "Config values come from the task defaults of --preset (laptop: minutes on 2 cores; paper: the original "
+        "experiments, days), then --config FILE.json, then the flags. "
+        "Example: hdetach-np train copying --p 0.5 --out runs/c10",
     )
     p.add_argument("task", nargs="?", choices=TASKS, help="the task (not needed with --resume)")
     run = p.add_argument_group("run control (not part of the config)")
@@ -87,16 +93,22 @@ def _add_train(sub):
     run.add_argument("--data-dir", metavar="DIR", default=None,
                      help="MNIST cache folder (default: $HDETACH_NP_MNIST_DIR or ~/.cache/hdetach-np/mnist)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
-    _add_threads(run)
-    cfg = p.add_argument_group("config (defaults are those of the original experiments)")
+    add_threads_flag(run)
+    run.add_argument("--preset", choices=tuple(PRESETS), default="laptop",
+                     help="task defaults: laptop (copying T=10, one-hot, lr 3e-3, 15,000 iterations: about 6 min; "
+                     "pixel MNIST 16 pixels per step, 16 epochs; adding T=100, 10,000 iterations) or paper (the "
+                     "original experiments: copying T=300, 600,000 iterations, about 17 h; pixel MNIST 784 steps, "
+                     "200 epochs, about 7 days; one BLAS thread, measured by benchmarks/bench_presets.py) "
+                     "(default: laptop)")
+    cfg = p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)")
     for name, (default, text, task_dep) in field_help().items():
         if name == "task":
             continue
-        flags = [_flag(name)] + FLAG_ALIASES.get(name, [])
+        flags = [flag(name)] + FLAG_ALIASES.get(name, [])
         shown = _task_default_text(name) if task_dep else default
         kw = dict(dest=name, default=None, help=f"{text} (default: {shown})".replace("%", "%%"))
         if isinstance(default, bool):
-            cfg.add_argument(*flags, action="store_const", const=True, **kw)
+            cfg.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         elif name in CHOICES:
             cfg.add_argument(*flags, choices=CHOICES[name], **kw)
         else:
@@ -110,7 +122,7 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
     given = {k: getattr(args, k) for k in TrainConfig.keys() if k != "task" and getattr(args, k, None) is not None}
     if args.resume:
         if given or args.config:
-            names = ", ".join(_flag(k) for k in given) or "--config"
+            names = ", ".join(flag(k) for k in given) or "--config"
             raise ValueError(f"a resumed run keeps its config; drop {names}")
         return None, given
     base = {}
@@ -130,7 +142,7 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
         raise ValueError(f"the task {args.task!r} differs from {base['task']!r} in {args.config}")
     if task in MNIST_TASKS and "T" in given:
         raise ValueError("--T does not apply to pixel MNIST (784 / --pixels-per-step steps)")
-    return TrainConfig.from_dict({**base, **given, "task": task}), given
+    return TrainConfig.from_dict({**base, **given, "task": task}, preset=args.preset), given
 
 
 def _run_train(args) -> int:
@@ -138,8 +150,8 @@ def _run_train(args) -> int:
     from ..training.runs import CheckpointError, read_json
     from ..training.loop import TrainingDiverged, train
 
-    if args.stop_after is not None and args.stop_after < 1:
-        raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
+    if args.stop_after is not None:
+        check_int("--stop-after", args.stop_after, 1)
     config, _ = _config_from_args(args)
     if args.resume:
         run = Path(args.resume)
@@ -150,10 +162,11 @@ def _run_train(args) -> int:
             raise ValueError(f"the run {run} is a {config.task} run, not {args.task}")
     else:
         run = Path(args.out) if args.out else Path("runs") / f"{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.quiet:
-        print(f"run folder: {run}" + (" (resumed)" if args.resume else ""), flush=True)
     try:
-        with _blas_threads(args.threads):
+        with blas_threads(args.threads):
+            if not args.quiet:
+                print(f"run folder: {run}" + (" (resumed)" if args.resume else "") + f"; {config.total_iterations:,} "
+                      f"iterations; threads {describe_threads(args.threads)}", flush=True)
             res = train(config, run, resume=bool(args.resume), stop_after=args.stop_after, quiet=args.quiet,
                         data_dir=args.data_dir)
     except (TrainingDiverged, DataError, CheckpointError) as err:
@@ -167,7 +180,7 @@ def _run_train(args) -> int:
             line += f", accuracy {b['accuracy']:.4f}"
         if b.get("test_accuracy") is not None:
             line += f", test accuracy at that epoch {b['test_accuracy']:.4f}"
-        line += f" (epoch {b['epoch'] + 1})"
+        line += f" (epoch {b['epoch']})"
     print(line + f"; run folder {run}")
     return 0
 
@@ -187,7 +200,7 @@ def _add_eval(sub):
                    help="splits to evaluate (default: all the task has)")
     p.add_argument("--data-dir", metavar="DIR", default=None, help="MNIST cache folder (default: as for train)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
-    _add_threads(p)
+    add_threads_flag(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -197,7 +210,7 @@ def _run_eval(args) -> int:
     from ..training.loop import evaluate_run
 
     try:
-        with _blas_threads(args.threads):
+        with blas_threads(args.threads):
             res = evaluate_run(args.run, which=args.which, splits=args.split, data_dir=args.data_dir)
     except (DataError, CheckpointError) as err:
         return _fail("eval", err)
@@ -221,7 +234,8 @@ def _add_transfer(sub):
     p.add_argument("--n", type=int, default=5000, help="sequences per T (default: 5000)")
     p.add_argument("--seed", type=int, default=555, help="seed of the fresh sequences (default: 555)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="model to use (default: best)")
-    _add_threads(p)
+    add_threads_flag(p)
+    p.add_argument("--quiet", action="store_true", help="no line per delay while evaluating (default: off)")
     p.set_defaults(func=_run_transfer)
 
 
@@ -229,13 +243,15 @@ def _run_transfer(args) -> int:
     from ..training.runs import CheckpointError, read_json, write_json
     from ..training.loop import transfer_copying
 
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    check_int("--n", args.n, 1)
+    check_int("--seed", args.seed, 0)
+    if not (Path(args.run) / "config.json").is_file():
+        raise FileNotFoundError(f"{args.run} is not a run folder (no config.json)")
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
-        with _blas_threads(args.threads):
-            rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which)
+        with blas_threads(args.threads):
+            say(f"evaluating {args.run} ({args.which} model) at {len(args.T)} delay(s), {args.n} sequences each")
+            rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which, log=say)
     except CheckpointError as err:
         return _fail("transfer", err)
     print(f"{'T':>7}{'loss':>12}{'accuracy':>10}")
@@ -272,25 +288,47 @@ def _run_plot(args) -> int:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from ..training.plots import plot_path_norms, plot_runs
-    from ..training.runs import read_history
+    from ..paths.plots import plot_path_norms_history
+    from ..training.plots import chance_accuracy, eval_curve, plot_runs, plot_training_loss, run_title
+    from ..training.runs import read_history, read_json
 
-    if args.smooth < 1:
-        raise ValueError(f"--smooth must be >= 1, got {args.smooth}")
+    check_int("--smooth", args.smooth, 1)
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise ValueError(f"--labels needs one label per run: {len(args.runs)} run(s), {len(args.labels)} label(s)")
     labels = args.labels or [Path(r).resolve().name for r in args.runs]
     histories = {lab: read_history(r) for lab, r in zip(labels, args.runs)}
-    n = 4 if args.paths else 3
-    fig = Figure(figsize=(4.6 * n, 4), layout="constrained")
-    axes = fig.subplots(1, n)
-    plot_runs(histories, axes[:3], smooth=args.smooth)
-    if args.paths:
+    configs = {lab: TrainConfig.from_dict(read_json(Path(r) / "config.json")) for lab, r in zip(labels, args.runs)
+               if (Path(r) / "config.json").is_file()}
+    validated = any(len(eval_curve(h, "valid", "loss")[0]) for h in histories.values())
+    n = (3 if validated else 1) + bool(args.paths)
+    fig = Figure(figsize=(4.6 * n, 4.4), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, n)))
+    if validated:
+        plot_runs(histories, axes[:3], smooth=args.smooth)
+        chance = {chance_accuracy(c.task) for c in configs.values()} - {None}
+        for level in chance:
+            axes[2].axhline(level, color="gray", ls=":", lw=1, label=f"chance ({level:.3g})")
+        if chance:
+            axes[2].legend(fontsize="small")
+    else:  # no validation yet: the training loss alone
         for lab, h in histories.items():
+            plot_training_loss(axes[0], h, label=lab, smooth=args.smooth)
+        axes[0].grid(True, alpha=0.3)
+        axes[0].legend(fontsize="small")
+    if args.paths:
+        ax = axes[-1]
+        for j, (lab, h) in enumerate(histories.items()):
             if any("paths" in r for r in h):
-                plot_path_norms(axes[3], h, label=lab if len(histories) > 1 else None)
-        if axes[3].lines:
-            axes[3].legend(fontsize="small")
+                kw = {"color": f"C{j}", "label": lab} if len(histories) > 1 else {}
+                plot_path_norms_history(ax, h, **kw)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no gradient-path norms logged\n(train with --log-paths-every K)",
+                    ha="center", va="center", transform=ax.transAxes)
+    titles = sorted({run_title(c) for c in configs.values()})
+    title = "; ".join(titles) if len(titles) <= 2 else f"{len(histories)} runs"
+    if not validated:
+        title += " (no validation yet: it runs at the end of each epoch)"
+    fig.suptitle(title, fontsize="medium")
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
@@ -327,4 +365,7 @@ def _run_data(args) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_eval, _add_transfer, _add_plot, _add_data]
+def register(sub) -> None:
+    """Add `train`, `eval`, `transfer`, `plot` and `data` to the subcommands `sub`."""
+    for add in (_add_train, _add_eval, _add_transfer, _add_plot, _add_data):
+        add(sub)

@@ -13,10 +13,10 @@ from .data import MNISTData, load_mnist, prepare_mnist
 from .loop import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import read_history
-from .threads import blas_threads
+from .threads import AUTO_THREADS, blas_threads, resolve_threads
 
 __all__ = [
-    "Adam", "MNISTData", "Model", "RMSprop", "SGD", "TrainConfig", "TrainResult", "TrainingDiverged",
+    "AUTO_THREADS", "Adam", "MNISTData", "Model", "RMSprop", "SGD", "TrainConfig", "TrainResult", "TrainingDiverged",
     "blas_threads", "clip_grad_norm", "evaluate", "evaluate_run", "init_model", "load_mnist",
-    "make_optimizer", "prepare_mnist", "read_history", "train", "transfer_copying",
+    "make_optimizer", "prepare_mnist", "read_history", "resolve_threads", "train", "transfer_copying",
 ]

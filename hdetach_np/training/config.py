@@ -1,12 +1,18 @@
 """The training configuration: one frozen dataclass, built from CLI flags or a JSON file.
 
-    cfg = TrainConfig.from_dict({"task": "copying", "T": 20, "p": 0.5})   # task defaults fill the rest
-    cfg = TrainConfig.from_json("config.json")                           # unknown keys are rejected
+    cfg = TrainConfig.from_dict({"task": "copying", "p": 0.5})                    # the laptop preset fills the rest
+    cfg = TrainConfig.from_dict({"task": "copying", "p": 0.5}, preset="paper")    # the original experiments
+    cfg = TrainConfig.from_json("config.json")                                   # unknown keys are rejected
 
-Defaults follow the original experiments (PAPER.md section 4): copying T=300, hidden 128, seed 3,
-100,000 training and 5,000 validation sequences, 600 epochs of 1,000 iterations; pixel and permuted
-MNIST hidden 100, seed 400, 50k/10k/10k, 200 epochs; Adam lr 1e-3, batch 100, clipping at 1.0,
-h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
+Two presets of task-dependent defaults (`PRESETS`):
+- "laptop" (the default): settings that finish in about half an hour or less on 2 cores, those of
+  the experiment scripts in analysis/: copying delay T=10, hidden 128, one-hot input, Adam lr 3e-3,
+  15,000 iterations; pixel and permuted MNIST fed 16 pixels per step (T=49), hidden 100, 16 epochs;
+  adding T=100, 10,000 iterations.
+- "paper": the original experiments: copying T=300, hidden 128, scalar input, 600 epochs of 1,000
+  iterations; pixel and permuted MNIST one pixel per step, hidden 100, seed 400, 200 epochs; Adam
+  lr 1e-3, h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
+Both: batch 100, clipping at 1.0. `PRESET_HOURS` gives each paper setting's expected duration.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from .._validate import check_choice
+from ..lstm import INIT_SCHEMES
 from ..masks import PER
 from .optim import OPTIMIZERS
 
@@ -23,7 +31,7 @@ TASKS = ("copying", "adding", "pixel-mnist", "permuted-mnist")
 MNIST_TASKS = ("pixel-mnist", "permuted-mnist")
 DTYPES = ("float32", "float64")
 DETACH = ("h", "c")
-INITS = ("original", "forget-bias-1")
+INITS = INIT_SCHEMES
 
 
 def _f(default, help, **kw):
@@ -31,25 +39,42 @@ def _f(default, help, **kw):
 
 
 # Task-dependent defaults, applied by `from_dict` under the keys it is given.
-TASK_DEFAULTS = {
-    "copying": dict(T=300, hidden=128, seed=3, epochs=600, n_train=100_000, n_valid=5_000, n_test=0),
-    "adding": dict(T=200, hidden=128, seed=3, epochs=50, n_train=0, n_valid=1_000, n_test=0),
-    "pixel-mnist": dict(T=784, hidden=100, seed=400, epochs=200, n_train=50_000, n_valid=10_000, n_test=10_000),
-    "permuted-mnist": dict(T=784, hidden=100, seed=400, epochs=200, n_train=50_000, n_valid=10_000, n_test=10_000),
+_MNIST_LAPTOP = dict(T=49, pixels_per_step=16, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=16,
+                     iterations_per_epoch=0, anneal_p=0, n_train=50_000, n_valid=5_000, n_test=10_000)
+_MNIST_PAPER = dict(T=784, pixels_per_step=1, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=200,
+                    iterations_per_epoch=0, anneal_p=40, n_train=50_000, n_valid=10_000, n_test=10_000)
+PRESETS = {
+    "laptop": {
+        "copying": dict(T=10, pixels_per_step=1, hidden=128, lr=3e-3, one_hot=True, seed=3, epochs=150,
+                        iterations_per_epoch=100, anneal_p=0, n_train=100_000, n_valid=500, n_test=0),
+        "adding": dict(T=100, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=10,
+                       iterations_per_epoch=1000, anneal_p=0, n_train=0, n_valid=1_000, n_test=0),
+        "pixel-mnist": _MNIST_LAPTOP,
+        "permuted-mnist": _MNIST_LAPTOP,
+    },
+    "paper": {
+        "copying": dict(T=300, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=600,
+                        iterations_per_epoch=0, anneal_p=40, n_train=100_000, n_valid=5_000, n_test=0),
+        "adding": dict(T=200, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=50,
+                       iterations_per_epoch=0, anneal_p=40, n_train=0, n_valid=1_000, n_test=0),
+        "pixel-mnist": _MNIST_PAPER,
+        "permuted-mnist": _MNIST_PAPER,
+    },
 }
-
+DEFAULT_PRESET = "laptop"
+TASK_DEFAULTS = PRESETS[DEFAULT_PRESET]
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (two runs with equal configs give equal results)."""
 
     task: str = _f("copying", "task: " + ", ".join(TASKS))
-    T: int = _f(300, "copying delay T (sequence length T+20) or adding length; pixel MNIST: 784 / pixels_per_step, "
+    T: int = _f(10, "copying delay T (sequence length T+20) or adding length; pixel MNIST: 784 / pixels_per_step, "
                      "set automatically", task_default=True)
     hidden: int = _f(128, "LSTM hidden size H", task_default=True)
     batch_size: int = _f(100, "minibatch size N")
     optimizer: str = _f("adam", "optimizer: " + ", ".join(OPTIMIZERS))
-    lr: float = _f(1e-3, "learning rate")
+    lr: float = _f(3e-3, "learning rate", task_default=True)
     momentum: float = _f(0.0, "momentum (sgd, rmsprop)")
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
@@ -60,17 +85,19 @@ class TrainConfig:
     p: float = _f(0.0, "h-detach: probability of BLOCKING the edge h_{t-1} -> gates_t at each step; 0 = plain LSTM")
     detach: str = _f("h", "which edge p cuts: h (h-detach) or c (c-detach, the cell edge c_{t-1} -> c_t)")
     mask_per: str = _f("step", "one Bernoulli draw per: step (shared by the batch, as the original), example or unit")
-    anneal_p: int = _f(40, "switch detaching off in epochs with index > epochs - anneal_p (the last anneal_p-1 "
-                           "epochs, as the original --anneal-p); 0 = never")
+    anneal_p: int = _f(0, "switch detaching off in epochs with index > epochs - anneal_p (the last anneal_p-1 "
+                          "epochs, as the original --anneal-p); 0 = never", task_default=True)
     seed: int = _f(3, "random seed (data, initialisation, minibatches, masks)", task_default=True)
-    epochs: int = _f(600, "number of epochs", task_default=True)
-    iterations_per_epoch: int = _f(0, "iterations per epoch; 0 = n_train // batch_size (1,000 for copying, 500 for MNIST)")
+    epochs: int = _f(150, "number of epochs", task_default=True)
+    iterations_per_epoch: int = _f(100, "iterations per epoch; 0 = n_train // batch_size (adding: 1,000)",
+                                   task_default=True)
     n_train: int = _f(100_000, "training set size (copying: fixed set drawn from the seed; MNIST: the first n_train "
                                "of the 50k training images; adding: 0, fresh data every iteration)", task_default=True)
-    n_valid: int = _f(5_000, "validation set size (MNIST: the first n_valid of the 10k validation images)", task_default=True)
+    n_valid: int = _f(500, "validation set size (MNIST: the first n_valid of the 10k validation images)", task_default=True)
     n_test: int = _f(0, "test set size (MNIST only: the first n_test of the 10k test images)", task_default=True)
-    one_hot: bool = _f(False, "copying: one-hot input (D=10) instead of the raw token value (D=1)")
-    pixels_per_step: int = _f(1, "pixel MNIST: pixels fed per step (must divide 784; 1 = the original task)")
+    one_hot: bool = _f(True, "copying: one-hot input (D=10) instead of the raw token value (D=1)", task_default=True)
+    pixels_per_step: int = _f(1, "pixel MNIST: pixels fed per step (must divide 784; 1 = the original task)",
+                              task_default=True)
     perm_seed: int | None = _f(None, "permuted MNIST: seed of the pixel permutation (default: seed, as the original)")
     init: str = _f("original", "initialisation: " + ", ".join(INITS))
     dtype: str = _f("float32", "floating point type of the whole run: float32 or float64")
@@ -168,22 +195,22 @@ class TrainConfig:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a dict: unknown keys are an error; missing keys take the task's defaults."""
+    def from_dict(cls, d: dict, preset: str = DEFAULT_PRESET) -> "TrainConfig":
+        """Build from a dict: unknown keys are an error; missing keys take the task's defaults in
+        `preset` ("laptop" or "paper", see `PRESETS`)."""
         if not isinstance(d, dict):
             raise TypeError(f"a config must be a JSON object / dict, got {type(d).__name__}")
         unknown = sorted(set(d) - set(cls.keys()))
         if unknown:
             raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; "
                              f"expected keys among: {', '.join(cls.keys())}")
+        check_choice("preset", preset, tuple(PRESETS))
         task = d.get("task", "copying")
-        if task not in TASKS:
-            raise ValueError(f"config task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
-        merged = dict(TASK_DEFAULTS[task])
-        if task in MNIST_TASKS:  # T follows pixels_per_step; a T given must agree (checked in __post_init__)
-            k = d.get("pixels_per_step", 1)
+        check_choice("config task", task, TASKS)
+        merged = {**PRESETS[preset][task], **d}
+        if task in MNIST_TASKS and "T" not in d:  # T follows pixels_per_step (a T given must agree)
+            k = merged["pixels_per_step"]
             merged["T"] = 784 // k if isinstance(k, int) and k >= 1 else 784
-        merged.update(d)
         return cls(**merged)
 
     @classmethod

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import runs
 from .config import TrainConfig
+from .threads import blas_threads
 
 THRESHOLDS = (0.5, 0.9, 0.99)
 
@@ -44,16 +45,6 @@ class Job:
         TrainConfig.from_dict(self.config)  # rejects unknown keys and bad values now, not in a worker
 
 
-def limit_blas_threads():
-    """Limit BLAS to one thread in this process (threadpoolctl if present, else the env variables
-    set by `run_jobs` before the workers started)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is optional
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def is_complete(run_dir, config: dict) -> bool:
     """True when `run_dir` holds a finished run of exactly this config."""
     run = Path(run_dir)
@@ -68,7 +59,7 @@ def is_complete(run_dir, config: dict) -> bool:
 def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
     from .loop import TrainingDiverged, train
 
-    limit_blas_threads()
+    blas_threads(1)  # one thread per worker process
     run = Path(run_dir)
     if run.exists():
         shutil.rmtree(run)  # an unfinished or different run: start again

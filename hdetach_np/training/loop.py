@@ -39,6 +39,7 @@ from ..losses import mse_loss, softmax_cross_entropy
 from ..lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
 from ..masks import sample_h_detach_mask
 from .optim import Optimizer, clip_grad_norm, make_optimizer
+from .progress import DurationEstimate
 from ..paths.split import gradient_paths
 from ..tasks import (COPY_CLASSES, COPY_INPUTS, MNIST_CLASSES, adding_data, copying_accuracy_steps,
                     copying_sequences, copying_sets, copying_tokens, mnist_permutation, pixel_sequences)
@@ -442,6 +443,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
     last_ckpt = start if resume else None
     t0 = time.perf_counter()
     bar = _progress(cfg, start, total, quiet)
+    estimate = DurationEstimate(start, stop)
     say = (bar.write if bar is not None else lambda s: print(s, flush=True)) if not quiet else (lambda s: None)
 
     def seconds():
@@ -451,7 +453,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
         nonlocal last_ckpt
         if ckpt_path is None:
             return
-        meta = {"iteration": k, "epoch": k // ipe, "best": best, "rng": rng.bit_generator.state,
+        meta = {"iteration": k, "epochs_completed": k // ipe, "best": best, "rng": rng.bit_generator.state,
                 "config": cfg.to_dict(), "seconds": seconds(), "optimizer": cfg.optimizer}
         history.flush()
         runs.save_checkpoint(ckpt_path, model.arrays(), meta, opt.state_dict())
@@ -460,7 +462,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
     def diverged(k, epoch, what):
         where = (f"the last good checkpoint is {ckpt_path} (iteration {last_ckpt})" if last_ckpt is not None
                  else "no checkpoint was written before it")
-        msg = (f"{what} at iteration {k} (epoch {epoch}); training stopped, {where}. "
+        msg = (f"{what} at iteration {k} (epoch {epoch + 1}); training stopped, {where}. "
                "Try a smaller --lr or gradient clipping (--clip 1)")
         history.write({"iteration": k, "event": "diverged", "message": msg})
         history.flush()
@@ -493,10 +495,13 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
             if not all(np.isfinite(a).all() for a in model.arrays().values()):
                 diverged(k, epoch, "non-finite parameters after the update")
             if k % cfg.log_every == 0:
-                history.write({"iteration": k, "epoch": epoch, "loss": res.loss, "accuracy": res.accuracy,
+                history.write({"iteration": k, "epoch": epoch + 1, "loss": res.loss, "accuracy": res.accuracy,
                                "grad_norm": norm, "clipped": clipped, "p": p})
             if paths is not None:
                 history.write({"iteration": k, "paths": paths})
+            note = estimate.after_iteration(k)
+            if note:
+                say(note)
             if bar is not None:
                 bar.update(1)
                 if k % 10 == 0 or k == stop:
@@ -520,7 +525,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
     complete = k >= total
     if run is not None:
         runs.write_json(run / runs.SUMMARY, {
-            "iteration": k, "epoch": k / ipe, "complete": complete, "best": best, "seconds": seconds(),
+            "iteration": k, "epochs_completed": k / ipe, "complete": complete, "best": best, "seconds": seconds(),
             "seconds_per_iteration_this_session": (time.perf_counter() - t0) / max(k - start, 1),
         })
     return TrainResult(model, history.records, best, k, complete, run)
@@ -531,25 +536,25 @@ def _end_of_epoch(cfg, model, task, run, history, k, epoch, best, secs, say):
     if not math.isfinite(ev["loss"]):
         raise TrainingDiverged(f"non-finite validation loss ({ev['loss']})")
     improved = _better(task, ev, best)
-    history.write({"iteration": k, "epoch": epoch, "split": "valid", "loss": ev["loss"], "accuracy": ev["accuracy"],
+    history.write({"iteration": k, "epoch": epoch + 1, "split": "valid", "loss": ev["loss"], "accuracy": ev["accuracy"],
                    "best": improved, "seconds": secs})
     line = f"epoch {epoch + 1}/{cfg.epochs}: valid loss {ev['loss']:.4f}"
     if ev["accuracy"] is not None:
         line += f", accuracy {ev['accuracy']:.4f}"
     if improved:
-        best = {"iteration": k, "epoch": epoch, "loss": ev["loss"], "accuracy": ev["accuracy"]}
+        best = {"iteration": k, "epoch": epoch + 1, "loss": ev["loss"], "accuracy": ev["accuracy"]}
         if "test" in task.splits:
             te = evaluate(model, task, "test", cfg.eval_batch_size)
             if not math.isfinite(te["loss"]):
                 raise TrainingDiverged(f"non-finite test loss ({te['loss']})")
-            history.write({"iteration": k, "epoch": epoch, "split": "test", "loss": te["loss"],
+            history.write({"iteration": k, "epoch": epoch + 1, "split": "test", "loss": te["loss"],
                            "accuracy": te["accuracy"], "best": True, "seconds": secs})
             best.update(test_loss=te["loss"], test_accuracy=te["accuracy"])
             line += f" (best; test accuracy {te['accuracy']:.4f})"
         else:
             line += " (best)"
         if run is not None:
-            runs.save_checkpoint(run / runs.BEST, model.arrays(), {"iteration": k, "epoch": epoch, "best": best,
+            runs.save_checkpoint(run / runs.BEST, model.arrays(), {"iteration": k, "epoch": epoch + 1, "best": best,
                                                                    "config": cfg.to_dict()})
     say(line)
     return best
@@ -600,8 +605,9 @@ def evaluate_run(run_dir, which: str = "best", splits=None, mnist=None, data_dir
     return {s: evaluate(model, task, s, cfg.eval_batch_size) for s in splits}
 
 
-def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "best") -> list[dict]:
-    """Evaluate a copying run's model on n fresh sequences at each delay T in Ts (seed 555 per T)."""
+def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "best", log=None) -> list[dict]:
+    """Evaluate a copying run's model on n fresh sequences at each delay T in Ts (seed 555 per T).
+    log: None or a function called with one line per delay as it is done."""
     cfg, model, _ = load_run(run_dir, which)
     if cfg.task != "copying":
         raise ValueError(f"transfer needs a copying run, got task {cfg.task!r}")
@@ -613,4 +619,6 @@ def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "
         task = CopyingData(cfg, None, T=T, tokens=tokens)
         ev = evaluate(model, task, "valid", cfg.eval_batch_size)
         out.append({"T": T, "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"], "seed": seed})
+        if log is not None:
+            log(f"  T={T}: accuracy {ev['accuracy']:.4f} ({len(out)}/{len(Ts)})")
     return out

@@ -67,23 +67,17 @@ def plot_grad_norm(ax, history: list, label=None, smooth: int = 50, **kw):
     return ax
 
 
-def path_norm_curve(history: list, part: str = "cell", param: str = "all"):
-    """(iterations, norms) of one part ("total", "cell", "h") of the logged gradient-path norms."""
-    recs = [r["paths"] for r in history if "paths" in r]
-    return (np.array([p["iteration"] for p in recs], dtype=float),
-            np.array([p["norms"][part][param] for p in recs], dtype=float))
+def chance_accuracy(task: str) -> float | None:
+    """The accuracy of guessing: copying 1/8 (the recalled tokens take 8 values), MNIST 1/10;
+    None for the adding task (a regression)."""
+    return {"copying": 1 / 8, "pixel-mnist": 1 / 10, "permuted-mnist": 1 / 10}.get(task)
 
 
-def plot_path_norms(ax, history: list, param: str = "all", label=None, **kw):
-    """The cell-path and h-path gradient norms logged during training (log_paths_every > 0)."""
-    prefix = f"{label}: " if label else ""
-    for part, style in (("cell", "-"), ("h", "--")):
-        it, v = path_norm_curve(history, part, param)
-        ax.plot(it, v, style, label=f"{prefix}{part} path", **kw)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"gradient norm of {param}")
-    return ax
+def run_title(cfg) -> str:
+    """A one-line description of a run's config (a TrainConfig) for figure titles."""
+    size = {"copying": f"delay T={cfg.T}", "adding": f"T={cfg.T}"}.get(cfg.task, f"{cfg.pixels_per_step} pixel(s) per step")
+    detach = f"{cfg.detach}-detach p={cfg.p:g}" if cfg.p > 0 else "no detach"
+    return f"{cfg.task}, {size}, hidden {cfg.hidden}, {cfg.optimizer} lr {cfg.lr:g}, {detach}"
 
 
 def plot_runs(histories: dict, axes, smooth: int = 50):
