@@ -40,6 +40,7 @@ import numpy as np
 from .._validate import check_int
 from ..training import runs
 from ..training.config import TrainConfig
+from ..training.experiments import markdown_table
 from ..training.threads import blas_threads, describe_threads
 from .train import flag
 
@@ -154,7 +155,7 @@ def train_command(cfg: TrainConfig, out) -> str:
         if k == "task" or v == getattr(base, k):
             continue
         if isinstance(v, bool):
-            parts.append(flag(k))  # only True can differ from a False default
+            parts.append(flag(k) if v else "--no-" + flag(k)[2:])
         else:
             parts += [flag(k), f"{v:g}" if isinstance(v, float) else str(v)]
     return " ".join(parts + ["--threads", "1", "--out", str(out)])
@@ -342,17 +343,12 @@ def _summary_md(r: dict) -> str:
          f"step), N = {sc['N']}, H = {sc['H']}, original initialisation, float64, seeds {', '.join(map(str, sc['seeds']))}; "
          "the recurrent weights Wh multiplied by s. Mean over seeds of ||g_cell|| / ||g_total|| for the LSTM "
          "parameters (Wx, Wh, b); 'expected h-detach' is the exact expected gradient g(1 - p) over masks.", ""]
-    scales = sup["scales"]
-    L.append("| s | " + " | ".join(_g(x) for x in scales) + " |")
-    L.append("|---" * (len(scales) + 1) + "|")
-    for v in sup["variants"]:
-        name = "plain gradient" if v == "plain" else f"expected h-detach {v}"
-        L.append(f"| {name} | " + " | ".join(_g(x) for x in sup["cell_share_mean"][v]) + " |")
+    header = ["s"] + [_g(x) for x in sup["scales"]]
+    L.append(markdown_table(header, [["plain gradient" if v == "plain" else f"expected h-detach {v}"]
+                                     + [_g(x) for x in sup["cell_share_mean"][v]] for v in sup["variants"]]).rstrip())
     geo = sup["norm_geomean_plain"]
     L += ["", "Geometric mean over seeds of the norms (plain gradient):", "",
-          "| s | " + " | ".join(_g(x) for x in scales) + " |", "|---" * (len(scales) + 1) + "|"]
-    for q in ("total", "cell", "h"):
-        L.append(f"| ||g_{q}|| | " + " | ".join(_g(x) for x in geo[q]) + " |")
+          markdown_table(header, [[f"||g_{q}||"] + [_g(x) for x in geo[q]] for q in ("total", "cell", "h")]).rstrip()]
     L += ["", f"Wall time: {_g(sec['suppression'])} s. Reproduce:", "", "```bash", sup["command_python"], "```"]
     if sup.get("command_analysis"):
         L += ["", "or, with the same numbers in its Wh panel (it also sweeps all weights):", "",
@@ -365,21 +361,19 @@ def _summary_md(r: dict) -> str:
           "Both variants use the same seeds, hence the same data and initialisation; h-detach cuts each "
           f"h_(t-1) -> gates_t edge with probability {s['p']:g} (one draw per step, in every epoch). The learning rate "
           "was chosen on short vanilla runs; nothing was tuned for h-detach. The cell/h norms are those of the "
-          f"full (unmasked) gradient at the current parameters, every {s['log_paths_every']} iterations.", "",
-          "| run | seed | valid accuracy (end) | best valid accuracy | training loss (mean of the last "
-          f"{cop['variants'][next(iter(cop['variants']))]['runs'][0]['final_train_loss_over']} iterations) | cell share "
-          "||g_cell||/||g_total|| (first log -> last) | wall time (s) |",
-          "|---|---|---|---|---|---|---|"]
-    for name, v in cop["variants"].items():
-        for run in v["runs"]:
-            f = run["first_paths"]
-            L.append(f"| {name} | {run['seed']} | {_g(run['final_valid_accuracy'])} | {_g(run['best_valid_accuracy'])} | "
-                     f"{_g(run['final_train_loss'])} | {_g(f['cell'] / f['total'])} -> {_g(run['cell_share'][-1])} | "
-                     f"{_g(run['seconds'])} |")
-    L += ["", "| variant | valid accuracy at the end: mean (min - max) | cell share at the last log, mean |", "|---|---|---|"]
-    for name, v in cop["variants"].items():
-        L.append(f"| {name} | {_g(v['final_valid_accuracy_mean'])} ({_g(v['final_valid_accuracy_min'])} - "
-                 f"{_g(v['final_valid_accuracy_max'])}) | {_g(v['final_cell_share_mean'])} |")
+          f"full (unmasked) gradient at the current parameters, every {s['log_paths_every']} iterations.", ""]
+    over = cop["variants"][next(iter(cop["variants"]))]["runs"][0]["final_train_loss_over"]
+    L.append(markdown_table(
+        ["run", "seed", "valid accuracy (end)", "best valid accuracy", f"training loss (mean of the last {over} iterations)",
+         "cell share ||g_cell||/||g_total|| (first log -> last)", "wall time (s)"],
+        [[name, run["seed"], _g(run["final_valid_accuracy"]), _g(run["best_valid_accuracy"]), _g(run["final_train_loss"]),
+          f"{_g(run['first_paths']['cell'] / run['first_paths']['total'])} -> {_g(run['cell_share'][-1])}",
+          _g(run["seconds"])] for name, v in cop["variants"].items() for run in v["runs"]]).rstrip())
+    L += ["", markdown_table(
+        ["variant", "valid accuracy at the end: mean (min - max)", "cell share at the last log, mean"],
+        [[name, f"{_g(v['final_valid_accuracy_mean'])} ({_g(v['final_valid_accuracy_min'])} - "
+          f"{_g(v['final_valid_accuracy_max'])})", _g(v["final_cell_share_mean"])]
+         for name, v in cop["variants"].items()]).rstrip()]
     a, b = list(cop["variants"].values())[:2]
     diff = b["final_valid_accuracy_mean"] - a["final_valid_accuracy_mean"]
     L += ["", f"At the end, h-detach's mean validation accuracy is {_g(abs(diff))} {'above' if diff >= 0 else 'below'} "

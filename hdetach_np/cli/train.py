@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .._validate import check_int
 from ..lstm import INIT_SCHEMES
 from ..masks import PER
@@ -95,11 +93,12 @@ def _add_train(sub):
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
     add_threads_flag(run)
     run.add_argument("--preset", choices=tuple(PRESETS), default="laptop",
-                     help="task defaults: laptop (copying T=10, one-hot, lr 3e-3, 15,000 iterations: about 6 min; "
-                     "pixel MNIST 16 pixels per step, 16 epochs; adding T=100, 10,000 iterations) or paper (the "
-                     "original experiments: copying T=300, 600,000 iterations, about 17 h; pixel MNIST 784 steps, "
-                     "200 epochs, about 7 days; one BLAS thread, measured by benchmarks/bench_presets.py) "
-                     "(default: laptop)")
+                     help="task defaults: laptop (copying delay T=10, one-hot input, lr 3e-3, 15,000 iterations; pixel "
+                     "MNIST 16 pixels per step, 16 epochs; adding T=100, 10,000 iterations: 7-17 minutes each) or paper "
+                     "(the original experiments: copying T=300, 600,000 iterations, about 40 hours; pixel MNIST one "
+                     "pixel per step, 200 epochs, about 32 hours; adding T=200, about 2.5 hours); durations extrapolated "
+                     "from 20 iterations on one BLAS thread of a busy 2-core machine, evaluations not included "
+                     "(docs/training.md) (default: laptop)")
     cfg = p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)")
     for name, (default, text, task_dep) in field_help().items():
         if name == "task":
@@ -286,10 +285,8 @@ def _run_plot(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
 
-    from ..paths.plots import plot_path_norms_history
-    from ..training.plots import chance_accuracy, eval_curve, plot_runs, plot_training_loss, run_title
+    from ..training.plots import curves_figure
     from ..training.runs import read_history, read_json
 
     check_int("--smooth", args.smooth, 1)
@@ -299,36 +296,7 @@ def _run_plot(args) -> int:
     histories = {lab: read_history(r) for lab, r in zip(labels, args.runs)}
     configs = {lab: TrainConfig.from_dict(read_json(Path(r) / "config.json")) for lab, r in zip(labels, args.runs)
                if (Path(r) / "config.json").is_file()}
-    validated = any(len(eval_curve(h, "valid", "loss")[0]) for h in histories.values())
-    n = (3 if validated else 1) + bool(args.paths)
-    fig = Figure(figsize=(4.6 * n, 4.4), layout="constrained")
-    axes = list(np.atleast_1d(fig.subplots(1, n)))
-    if validated:
-        plot_runs(histories, axes[:3], smooth=args.smooth)
-        chance = {chance_accuracy(c.task) for c in configs.values()} - {None}
-        for level in chance:
-            axes[2].axhline(level, color="gray", ls=":", lw=1, label=f"chance ({level:.3g})")
-        if chance:
-            axes[2].legend(fontsize="small")
-    else:  # no validation yet: the training loss alone
-        for lab, h in histories.items():
-            plot_training_loss(axes[0], h, label=lab, smooth=args.smooth)
-        axes[0].grid(True, alpha=0.3)
-        axes[0].legend(fontsize="small")
-    if args.paths:
-        ax = axes[-1]
-        for j, (lab, h) in enumerate(histories.items()):
-            if any("paths" in r for r in h):
-                kw = {"color": f"C{j}", "label": lab} if len(histories) > 1 else {}
-                plot_path_norms_history(ax, h, **kw)
-        if not ax.lines:
-            ax.text(0.5, 0.5, "no gradient-path norms logged\n(train with --log-paths-every K)",
-                    ha="center", va="center", transform=ax.transAxes)
-    titles = sorted({run_title(c) for c in configs.values()})
-    title = "; ".join(titles) if len(titles) <= 2 else f"{len(histories)} runs"
-    if not validated:
-        title += " (no validation yet: it runs at the end of each epoch)"
-    fig.suptitle(title, fontsize="medium")
+    fig = curves_figure(histories, configs, smooth=args.smooth, paths=args.paths)
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

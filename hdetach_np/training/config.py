@@ -12,7 +12,7 @@ Two presets of task-dependent defaults (`PRESETS`):
 - "paper": the original experiments: copying T=300, hidden 128, scalar input, 600 epochs of 1,000
   iterations; pixel and permuted MNIST one pixel per step, hidden 100, seed 400, 200 epochs; Adam
   lr 1e-3, h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
-Both: batch 100, clipping at 1.0. `PRESET_HOURS` gives each paper setting's expected duration.
+Both: batch 100, clipping at 1.0. docs/training.md gives the expected duration of each.
 """
 
 from __future__ import annotations

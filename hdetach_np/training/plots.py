@@ -94,3 +94,43 @@ def plot_runs(histories: dict, axes, smooth: int = 50):
         if ax.lines:
             ax.legend(fontsize="small")
     return axes
+
+
+def curves_figure(histories: dict, configs: dict, smooth: int = 50, paths: bool = False):
+    """The figure of `hdetach-np plot`: runs ({label: history}, configs {label: TrainConfig}) overlaid.
+
+    Panels: training loss; once a validation has run, validation loss and accuracy (with the chance
+    level of the task); with `paths`, the logged cell/h-path gradient norms. The title describes the
+    runs. Returns a matplotlib Figure (not attached to pyplot)."""
+    from matplotlib.figure import Figure
+
+    from ..paths.plots import plot_path_norms_history
+
+    validated = any(len(eval_curve(h, "valid", "loss")[0]) for h in histories.values())
+    n = (3 if validated else 1) + bool(paths)
+    fig = Figure(figsize=(4.6 * n, 4.4), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, n)))
+    if validated:
+        plot_runs(histories, axes[:3], smooth=smooth)
+        for level in sorted({chance_accuracy(c.task) for c in configs.values()} - {None}):
+            axes[2].axhline(level, color="gray", ls=":", lw=1, label=f"chance ({level:.3g})")
+            axes[2].legend(fontsize="small")
+    else:  # no validation yet: the training loss alone
+        for label, h in histories.items():
+            plot_training_loss(axes[0], h, label=label, smooth=smooth)
+        axes[0].grid(True, alpha=0.3)
+        axes[0].legend(fontsize="small")
+    if paths:
+        ax = axes[-1]
+        for j, (label, h) in enumerate(histories.items()):
+            if any("paths" in r for r in h):
+                plot_path_norms_history(ax, h, **({"color": f"C{j}", "label": label} if len(histories) > 1 else {}))
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no gradient-path norms logged\n(train with --log-paths-every K)",
+                    ha="center", va="center", transform=ax.transAxes)
+    titles = sorted({run_title(c) for c in configs.values()})
+    title = "; ".join(titles) if 0 < len(titles) <= 2 else f"{len(histories)} runs"
+    if not validated:
+        title += " (no validation yet: it runs at the end of each epoch)"
+    fig.suptitle(title, fontsize="medium")
+    return fig
