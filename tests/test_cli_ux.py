@@ -9,7 +9,7 @@ from hdetach_np.cli import build_parser, main
 from hdetach_np.training.config import PRESETS, TASKS, TrainConfig
 from hdetach_np.training.progress import DurationEstimate, format_duration
 
-TINY = ["--T", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--n-valid", "8", "--epochs", "2",
+TINY = ["--delay", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--n-valid", "8", "--epochs", "2",
         "--iterations-per-epoch", "3", "--lr", "0.01"]
 
 
@@ -49,13 +49,13 @@ def test_no_parser_takes_abbreviations():
 
 def test_presets_laptop_by_default_and_paper_one_flag_away():
     laptop = TrainConfig.from_dict({"task": "copying"})
-    assert (laptop.T, laptop.hidden, laptop.one_hot, laptop.lr, laptop.total_iterations) == (10, 128, True, 3e-3, 15_000)
+    assert (laptop.delay, laptop.hidden, laptop.one_hot, laptop.lr, laptop.total_iterations) == (10, 128, True, 3e-3, 15_000)
     paper = TrainConfig.from_dict({"task": "copying"}, preset="paper")
-    assert (paper.T, paper.one_hot, paper.lr, paper.total_iterations, paper.anneal_p) == (300, False, 1e-3, 600_000, 40)
+    assert (paper.delay, paper.one_hot, paper.lr, paper.total_iterations, paper.anneal_p) == (300, False, 1e-3, 600_000, 40)
     mnist = TrainConfig.from_dict({"task": "pixel-mnist"})
-    assert (mnist.T, mnist.pixels_per_step, mnist.total_iterations) == (49, 16, 8_000)
-    assert TrainConfig.from_dict({"task": "pixel-mnist", "pixels_per_step": 1}).T == 784
-    assert TrainConfig.from_dict({"task": "pixel-mnist"}, preset="paper").T == 784
+    assert (mnist.sequence_length, mnist.pixels_per_step, mnist.total_iterations) == (49, 16, 8_000)
+    assert TrainConfig.from_dict({"task": "pixel-mnist", "pixels_per_step": 1}).sequence_length == 784
+    assert TrainConfig.from_dict({"task": "pixel-mnist"}, preset="paper").sequence_length == 784
     for preset in PRESETS:
         for task in TASKS:
             TrainConfig.from_dict({"task": task}, preset=preset)  # every preset is a valid config
@@ -68,7 +68,7 @@ def test_cli_preset_flag(tmp_path, capsys):
     from hdetach_np.cli.train import _config_from_args
 
     cfg, _ = _config_from_args(args)
-    assert cfg.T == 300 and cfg.epochs == 1 and not cfg.one_hot
+    assert cfg.delay == 300 and cfg.epochs == 1 and not cfg.one_hot
     args = build_parser().parse_args(["train", "copying", "--no-one-hot"])
     assert _config_from_args(args)[0].one_hot is False
 
@@ -112,12 +112,16 @@ def test_epochs_are_counted_from_1_everywhere(tmp_path, capsys):
 def test_transfer_says_what_it_does(tmp_path, capsys):
     out = tmp_path / "run"
     assert run(capsys, "train", "copying", *TINY, "--out", out, "--quiet")[0] == 0
-    code, stdout, err = run(capsys, "transfer", out, "--T", "2", "4", "--n", "10")
+    code, stdout, err = run(capsys, "transfer", out, "--delays", "2", "4", "--n", "10")
     assert code == 0
     assert err.splitlines()[0].startswith(f"evaluating {out} (best model) at 2 delay(s), 10 sequences each")
-    assert [ln.split(":")[0].strip() for ln in err.splitlines()[1:]] == ["T=2", "T=4"]
-    code, _, err = run(capsys, "transfer", out, "--T", "2", "--n", "10", "--quiet")
+    assert [ln.split(":")[0].strip() for ln in err.splitlines()[1:]] == ["delay 2", "delay 4"]
+    code, _, err = run(capsys, "transfer", out, "--delays", "2", "--n", "10", "--quiet")
     assert code == 0 and err == ""
+    code, _, err = run(capsys, "transfer", out, "--T", "3", "--n", "10", "--quiet")  # the old name, with a note
+    assert code == 0 and err.startswith("note: --T is the old name of --delays")
+    rows = json.loads((out / "transfer.json").read_text())["results"]
+    assert [r["delay"] for r in rows] == [2, 3, 4]
 
 
 def test_plot_has_a_title_a_chance_line_and_no_empty_panels(tmp_path, capsys):
@@ -133,9 +137,40 @@ def test_plot_has_a_title_a_chance_line_and_no_empty_panels(tmp_path, capsys):
     h = read_history(out)
     fig = curves_figure({"a": h}, {"a": cfg}, smooth=2, paths=True)
     assert len(fig.axes) == 4
-    assert fig._suptitle.get_text().startswith("copying, delay T=3, hidden 6, adam lr 0.01, h-detach p=0.5")
+    assert fig._suptitle.get_text().startswith("copying, delay 3, hidden 6, adam lr 0.01, h-detach p=0.5")
     acc = fig.axes[2]
     assert any(np.allclose(ln.get_ydata(), 1 / 8) for ln in acc.lines)  # the chance level
     before_validation = [r for r in h if r.get("iteration", 0) <= 2 and "split" not in r]
     fig = curves_figure({"a": before_validation}, {"a": cfg}, smooth=1)
     assert len(fig.axes) == 1 and "no validation yet" in fig._suptitle.get_text()
+
+
+def test_one_meaning_of_T_and_old_configs_still_load(tmp_path, capsys):
+    copying = TrainConfig.from_dict({"task": "copying", "delay": 7})
+    assert copying.sequence_length == 27 and copying.length is None and "T" not in copying.to_dict()
+    adding = TrainConfig.from_dict({"task": "adding", "length": 50})
+    assert adding.sequence_length == 50 and adding.delay is None
+    # a config.json written when "T" was the copying delay and the adding length
+    old = TrainConfig.from_dict({**copying.to_dict(), "T": 7, "delay": None} | {"delay": 7})
+    assert old == copying
+    legacy = {k: v for k, v in copying.to_dict().items() if k not in ("delay", "length")} | {"T": 7}
+    assert TrainConfig.from_dict(legacy) == copying
+    legacy = {k: v for k, v in adding.to_dict().items() if k not in ("delay", "length")} | {"T": 50}
+    assert TrainConfig.from_dict(legacy) == adding
+    mnist = TrainConfig.from_dict({"task": "pixel-mnist", "pixels_per_step": 16, "T": 49})
+    assert mnist.sequence_length == 49
+    with pytest.raises(ValueError, match="config T must be 784 / pixels_per_step = 49 for pixel MNIST, got 50"):
+        TrainConfig.from_dict({"task": "pixel-mnist", "pixels_per_step": 16, "T": 50})
+    with pytest.raises(ValueError, match="config length must be null for task copying"):
+        TrainConfig.from_dict({"task": "copying", "length": 5})
+    with pytest.raises(ValueError, match="config delay must be an integer >= 1 for task copying, got 0"):
+        TrainConfig.from_dict({"task": "copying", "delay": 0})
+    # the command line: --delay, and --T as the old name with a note
+    from hdetach_np.cli.train import _config_from_args
+
+    cfg, _ = _config_from_args(build_parser().parse_args(["train", "copying", "--T", "12"]))
+    assert cfg.delay == 12 and "note: --T is the old name of --delay" in capsys.readouterr().err
+    cfg, _ = _config_from_args(build_parser().parse_args(["train", "adding", "--T", "30"]))
+    assert cfg.length == 30 and "note: --T is the old name of --length" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="give --delay only"):
+        _config_from_args(build_parser().parse_args(["train", "copying", "--T", "12", "--delay", "3"]))

@@ -16,11 +16,12 @@ from pathlib import Path
 from .._validate import check_int
 from ..lstm import INIT_SCHEMES
 from ..masks import PER
-from ..training.config import DETACH, DTYPES, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
+from ..training.config import DETACH, DTYPES, LEGACY_T, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
 from ..training.optim import OPTIMIZERS
 from ..training.threads import blas_threads, describe_threads, parse_threads
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
+INT_OR_NONE = ("delay", "length", "perm_seed")  # integer keys whose default may be null
 CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "dtype": DTYPES}
 
 
@@ -45,22 +46,32 @@ def add_threads_flag(group, default="auto"):
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a TrainConfig key: "T" -> "--T", "batch_size" -> "--batch-size"."""
-    return "--T" if name == "T" else "--" + name.replace("_", "-")
+    """The command-line flag of a TrainConfig key: "batch_size" -> "--batch-size"."""
+    return "--" + name.replace("_", "-")
+
+
+def _note_old_T(args, task: str) -> str:
+    """The name that `--T` (the old name of the copying delay and the adding length) stands for."""
+    if task not in LEGACY_T:
+        raise ValueError("--T does not apply to pixel MNIST (784 / --pixels-per-step steps)")
+    name = LEGACY_T[task]
+    if getattr(args, name, None) is not None:
+        raise ValueError(f"give {flag(name)} only (--T is its old name)")
+    print(f"note: --T is the old name of {flag(name)} for the {task} task; T now means the sequence length "
+          f"({'delay + 20' if task == 'copying' else 'the length'}); use {flag(name)}", file=sys.stderr)
+    return name
 
 
 def _task_default_text(name: str, preset: str = "laptop") -> str:
     vals = {}
     for task in TASKS:
-        if task in MNIST_TASKS and name == "T":
-            continue
         if task not in MNIST_TASKS and name == "pixels_per_step":
             continue
         if task != "copying" and name == "one_hot":
             continue
-        vals.setdefault(PRESETS[preset][task][name], []).append(task)
-    text = "; ".join(f"{', '.join(ts)}: {v}" for v, ts in vals.items())
-    return text + ("; MNIST: 784 / pixels-per-step" if name == "T" else "")
+        if PRESETS[preset][task][name] is not None:
+            vals.setdefault(PRESETS[preset][task][name], []).append(task)
+    return "; ".join(f"{', '.join(ts)}: {v}" for v, ts in vals.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,17 +122,18 @@ def _add_train(sub):
         elif name in CHOICES:
             cfg.add_argument(*flags, choices=CHOICES[name], **kw)
         else:
-            typ = float if isinstance(default, float) else int if isinstance(default, int) or name == "perm_seed" else str
-            metavar = "T" if name == "T" else {float: "X", int: "INT", str: "STR"}[typ]
-            cfg.add_argument(*flags, type=typ, metavar=metavar, **kw)
+            typ = float if isinstance(default, float) else int if isinstance(default, int) or name in INT_OR_NONE else str
+            cfg.add_argument(*flags, type=typ, metavar={float: "X", int: "INT", str: "STR"}[typ], **kw)
+    cfg.add_argument("--T", dest="old_T", type=int, metavar="INT", default=None,
+                     help="old name of --delay (copying) and --length (adding), with a note (default: none)")
     p.set_defaults(func=_run_train)
 
 
 def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
     given = {k: getattr(args, k) for k in TrainConfig.keys() if k != "task" and getattr(args, k, None) is not None}
     if args.resume:
-        if given or args.config:
-            names = ", ".join(flag(k) for k in given) or "--config"
+        if given or args.config or args.old_T is not None:
+            names = ", ".join([flag(k) for k in given] + (["--T"] if args.old_T is not None else [])) or "--config"
             raise ValueError(f"a resumed run keeps its config; drop {names}")
         return None, given
     base = {}
@@ -139,8 +151,8 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
         raise ValueError("give a task (copying, adding, pixel-mnist, permuted-mnist) or --resume RUN")
     if args.task and base.get("task") not in (None, args.task):
         raise ValueError(f"the task {args.task!r} differs from {base['task']!r} in {args.config}")
-    if task in MNIST_TASKS and "T" in given:
-        raise ValueError("--T does not apply to pixel MNIST (784 / --pixels-per-step steps)")
+    if args.old_T is not None:
+        given[_note_old_T(args, task)] = args.old_T
     return TrainConfig.from_dict({**base, **given, "task": task}, preset=args.preset), given
 
 
@@ -224,13 +236,16 @@ def _run_eval(args) -> int:
 
 
 def _add_transfer(sub):
-    p = sub.add_parser("transfer", help="evaluate a copying model at other delays T",
-                       description="Evaluate a copying run's model on fresh sequences at other delays T (a new "
-                       "generator seeded --seed per T, as the original transfer script). Prints a table and writes "
+    p = sub.add_parser("transfer", help="evaluate a copying model at other delays",
+                       description="Evaluate a copying run's model on fresh sequences at other delays (a new "
+                       "generator seeded --seed per delay, as the original transfer script). Prints a table and writes "
                        "RUN/transfer.json.")
     p.add_argument("run", metavar="RUN", help="run folder of a copying run")
-    p.add_argument("--T", nargs="+", type=int, required=True, metavar="T", help="delays to test, e.g. --T 200 400 1000 (required)")
-    p.add_argument("--n", type=int, default=5000, help="sequences per T (default: 5000)")
+    p.add_argument("--delays", nargs="+", type=int, metavar="DELAY",
+                   help="delays to test, e.g. --delays 200 400 1000 (required)")
+    p.add_argument("--T", dest="old_T", nargs="+", type=int, metavar="DELAY",
+                   help="old name of --delays, with a note (default: none)")
+    p.add_argument("--n", type=int, default=5000, help="sequences per delay (default: 5000)")
     p.add_argument("--seed", type=int, default=555, help="seed of the fresh sequences (default: 555)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="model to use (default: best)")
     add_threads_flag(p)
@@ -244,22 +259,31 @@ def _run_transfer(args) -> int:
 
     check_int("--n", args.n, 1)
     check_int("--seed", args.seed, 0)
+    if args.old_T is not None:
+        if args.delays is not None:
+            raise ValueError("give --delays only (--T is its old name)")
+        print("note: --T is the old name of --delays; use --delays", file=sys.stderr)
+        args.delays = args.old_T
+    if args.delays is None:
+        raise ValueError("give the delays to test, e.g. --delays 20 40 100")
     if not (Path(args.run) / "config.json").is_file():
         raise FileNotFoundError(f"{args.run} is not a run folder (no config.json)")
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         with blas_threads(args.threads):
-            say(f"evaluating {args.run} ({args.which} model) at {len(args.T)} delay(s), {args.n} sequences each")
-            rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which, log=say)
+            say(f"evaluating {args.run} ({args.which} model) at {len(args.delays)} delay(s), {args.n} sequences each")
+            rows = transfer_copying(args.run, args.delays, n=args.n, seed=args.seed, which=args.which, log=say)
     except CheckpointError as err:
         return _fail("transfer", err)
-    print(f"{'T':>7}{'loss':>12}{'accuracy':>10}")
+    print(f"{'delay':>7}{'loss':>12}{'accuracy':>10}")
     for r in rows:
-        print(f"{r['T']:>7}{r['loss']:>12.5f}{r['accuracy']:>10.4f}")
+        print(f"{r['delay']:>7}{r['loss']:>12.5f}{r['accuracy']:>10.4f}")
     path = Path(args.run) / "transfer.json"
     old = read_json(path) if path.is_file() else {"results": []}
-    keep = [r for r in old.get("results", []) if (r["T"], r["n"], r["seed"]) not in {(x["T"], x["n"], x["seed"]) for x in rows}]
-    write_json(path, {"which": args.which, "results": sorted(keep + rows, key=lambda r: (r["T"], r["n"], r["seed"]))})
+    key = lambda r: (r["delay"], r["n"], r["seed"])
+    old_rows = [{("delay" if k == "T" else k): v for k, v in r.items()} for r in old.get("results", [])]  # "T": older files
+    keep = [r for r in old_rows if key(r) not in {key(x) for x in rows}]
+    write_json(path, {"which": args.which, "results": sorted(keep + rows, key=key)})
     return 0
 
 

@@ -1,6 +1,6 @@
 """Shared machinery of the experiment scripts in analysis/: run a batch of trainings, summarise them.
 
-    jobs = [Job("p0.5-seed0", {"task": "copying", "T": 5, "p": 0.5, "seed": 0, ...})]
+    jobs = [Job("p0.5-seed0", {"task": "copying", "delay": 5, "p": 0.5, "seed": 0, ...})]
     done = run_jobs(jobs, runs_dir="runs/experiments", workers=2)   # {name: run folder}
     hist = read_history(done["p0.5-seed0"])
     first_reach(hist, (0.5, 0.9, 0.99))                              # {0.5: iteration or None, ...}
@@ -250,12 +250,12 @@ def _jsonable(o):
 # sweep (3 variants x 5 seeds) take about an hour on 2 cores. The paper: T=100/300, hidden 128,
 # scalar input, lr 1e-3, 100,000 training sequences, 600,000 iterations; the README's "Results"
 # section says how this setting was chosen and why it differs.
-COPYING = dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
+COPYING = dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
                n_train=100_000, n_valid=500, iterations_per_epoch=100, epochs=150, anneal_p=0,
                log_paths_every=100)
 
 # Smaller still, for the --quick modes (seconds).
-COPYING_QUICK = dict(COPYING, T=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=5, epochs=3,
+COPYING_QUICK = dict(COPYING, delay=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=5, epochs=3,
                      batch_size=10, log_paths_every=5)
 
 
@@ -297,9 +297,10 @@ def copying_variant(p: float = 0.0, detach: str = "h", clip: float | None = None
 
 
 def job_name(cfg: dict, seed: int) -> str:
-    """A run-folder name that spells out the settings that vary between experiment runs."""
+    """A run-folder name that spells out the settings that vary between experiment runs (the copying
+    delay as "T<delay>", the paper's name, which also keeps earlier run folders reusable)."""
     c = TrainConfig.from_dict(cfg)
-    parts = [c.task, f"T{c.T}" if c.task == "copying" else f"k{c.pixels_per_step}", f"H{c.hidden}",
+    parts = [c.task, f"T{c.delay}" if c.task == "copying" else f"k{c.pixels_per_step}", f"H{c.hidden}",
              f"lr{c.lr:g}", f"it{c.total_iterations}", f"{c.detach}{c.p:g}", f"clip{c.clip:g}"]
     if c.one_hot:
         parts.append("onehot")

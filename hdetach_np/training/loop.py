@@ -1,6 +1,6 @@
 """The training engine: an LSTM with a linear readout, trained on a task, with h-detach.
 
-    cfg = TrainConfig.from_dict({"task": "copying", "T": 10, "hidden": 32, "lr": 1e-2, "epochs": 3,
+    cfg = TrainConfig.from_dict({"task": "copying", "delay": 10, "hidden": 32, "lr": 1e-2, "epochs": 3,
                                  "iterations_per_epoch": 100, "n_train": 1000, "n_valid": 200})
     result = train(cfg, run_dir="runs/copy-T10")        # run_dir=None trains in memory only
     result.history[-1], result.best                     # records (see runs.py), best validation
@@ -124,8 +124,8 @@ class CopyingData(TaskData):
 
     classify, last_only = True, False
 
-    def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator, T: int | None = None, tokens=None):
-        self.T = cfg.T if T is None else T
+    def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator, delay: int | None = None, tokens=None):
+        self.T = cfg.delay if delay is None else delay  # the copying delay
         self.one_hot, self.dtype, self.N = cfg.one_hot, np.dtype(cfg.dtype), cfg.batch_size
         self.input_size = COPY_INPUTS if cfg.one_hot else 1
         self.output_size = COPY_CLASSES
@@ -154,9 +154,9 @@ class AddingData(TaskData):
     classify, last_only = False, True
 
     def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator):
-        self.T, self.N, self.dtype = cfg.T, cfg.batch_size, np.dtype(cfg.dtype)
-        self.input_size, self.output_size, self.steps = 2, 1, cfg.T
-        self.valid = adding_data(cfg.n_valid, cfg.T, data_rng, dtype=self.dtype)
+        self.T, self.N, self.dtype = cfg.length, cfg.batch_size, np.dtype(cfg.dtype)
+        self.input_size, self.output_size, self.steps = 2, 1, cfg.length
+        self.valid = adding_data(cfg.n_valid, cfg.length, data_rng, dtype=self.dtype)
         self.splits = {"valid": cfg.n_valid}
 
     def train_batch(self, iteration, rng):
@@ -176,7 +176,7 @@ class MNISTData(TaskData):
     def __init__(self, cfg: TrainConfig, mnist):
         self.cfg, self.N, self.dtype = cfg, cfg.batch_size, np.dtype(cfg.dtype)
         self.k = cfg.pixels_per_step
-        self.input_size, self.output_size, self.steps = self.k, MNIST_CLASSES, cfg.T
+        self.input_size, self.output_size, self.steps = self.k, MNIST_CLASSES, cfg.sequence_length
         self.order = None
         if cfg.task == "permuted-mnist":
             self.order = mnist_permutation(cfg.seed if cfg.perm_seed is None else cfg.perm_seed)
@@ -606,19 +606,19 @@ def evaluate_run(run_dir, which: str = "best", splits=None, mnist=None, data_dir
 
 
 def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "best", log=None) -> list[dict]:
-    """Evaluate a copying run's model on n fresh sequences at each delay T in Ts (seed 555 per T).
-    log: None or a function called with one line per delay as it is done."""
+    """Evaluate a copying run's model on n fresh sequences at each delay in Ts (seed 555 per delay):
+    [{"delay", "loss", "accuracy", "n", "seed"}]. log: None or a function called with one line per delay."""
     cfg, model, _ = load_run(run_dir, which)
     if cfg.task != "copying":
         raise ValueError(f"transfer needs a copying run, got task {cfg.task!r}")
     out = []
     for T in Ts:
         if not isinstance(T, int) or T < 1:
-            raise ValueError(f"every T must be an integer >= 1, got {T!r}")
+            raise ValueError(f"every delay must be an integer >= 1, got {T!r}")
         tokens = copying_tokens(n, np.random.default_rng(seed))
-        task = CopyingData(cfg, None, T=T, tokens=tokens)
+        task = CopyingData(cfg, None, delay=T, tokens=tokens)
         ev = evaluate(model, task, "valid", cfg.eval_batch_size)
-        out.append({"T": T, "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"], "seed": seed})
+        out.append({"delay": T, "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"], "seed": seed})
         if log is not None:
-            log(f"  T={T}: accuracy {ev['accuracy']:.4f} ({len(out)}/{len(Ts)})")
+            log(f"  delay {T}: accuracy {ev['accuracy']:.4f} ({len(out)}/{len(Ts)})")
     return out

@@ -75,7 +75,8 @@ def chance_accuracy(task: str) -> float | None:
 
 def run_title(cfg) -> str:
     """A one-line description of a run's config (a TrainConfig) for figure titles."""
-    size = {"copying": f"delay T={cfg.T}", "adding": f"T={cfg.T}"}.get(cfg.task, f"{cfg.pixels_per_step} pixel(s) per step")
+    size = {"copying": f"delay {cfg.delay}", "adding": f"length {cfg.length}"}.get(
+        cfg.task, f"{cfg.pixels_per_step} pixel(s) per step")
     detach = f"{cfg.detach}-detach p={cfg.p:g}" if cfg.p > 0 else "no detach"
     return f"{cfg.task}, {size}, hidden {cfg.hidden}, {cfg.optimizer} lr {cfg.lr:g}, {detach}"
 
