@@ -104,10 +104,10 @@ def _add_train(sub):
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
     add_threads_flag(run)
     run.add_argument("--preset", choices=tuple(PRESETS), default="laptop",
-                     help="task defaults: laptop (copying delay T=10, one-hot input, lr 3e-3, 15,000 iterations; pixel "
-                     "MNIST 16 pixels per step, 16 epochs; adding T=100, 10,000 iterations: 7-17 minutes each) or paper "
-                     "(the original experiments: copying T=300, 600,000 iterations, about 40 hours; pixel MNIST one "
-                     "pixel per step, 200 epochs, about 32 hours; adding T=200, about 2.5 hours); durations extrapolated "
+                     help="task defaults: laptop (copying delay 10, one-hot input, lr 3e-3, 15,000 iterations; pixel "
+                     "MNIST 16 pixels per step, 16 epochs; adding length 100, 10,000 iterations: 7-17 minutes each) or "
+                     "paper (the original experiments: copying delay 300, 600,000 iterations, about 40 hours; pixel MNIST "
+                     "one pixel per step, 200 epochs, about 32 hours; adding length 200, about 2.5 hours); durations extrapolated "
                      "from 20 iterations on one BLAS thread of a busy 2-core machine, evaluations not included "
                      "(docs/training.md) (default: laptop)")
     cfg = p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)")

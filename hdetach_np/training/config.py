@@ -66,7 +66,6 @@ PRESETS = {
     },
 }
 DEFAULT_PRESET = "laptop"
-TASK_DEFAULTS = PRESETS[DEFAULT_PRESET]
 LEGACY_T = {"copying": "delay", "adding": "length"}  # what the key "T" of older configs meant, per task
 
 
