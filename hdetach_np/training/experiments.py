@@ -446,7 +446,7 @@ def base_parser(doc: str, runs_default: str = "runs/experiments"):
     """The options every experiment script shares: --out, --quick, --runs, --workers, --seeds."""
     import argparse
 
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder for the figure, JSON and markdown table")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds (for CI)")
@@ -468,7 +468,7 @@ def scale_parser(doc: str, N: int):
     --scales (factors on Wh). `N` is the default batch size."""
     import argparse
 
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
