@@ -38,7 +38,7 @@ def _threads_type(text: str):
 
 
 def add_threads_flag(group, default="auto"):
-    """The `--threads` flag of every command that computes (train, eval, transfer, demo)."""
+    """The `--threads` flag of the commands that train or evaluate (the demo fixes its own count)."""
     group.add_argument("--threads", type=_threads_type, default=default, metavar="N|auto",
                        help="BLAS threads: 'auto' (one thread: at these sizes a second thread gains little on an "
                        "idle machine and costs several times over when another process keeps a core busy), a count, "
@@ -86,7 +86,7 @@ def _add_train(sub):
         description="Train an LSTM with a linear readout on copying, adding, pixel-mnist or permuted-mnist. "
         "Writes a run folder (config.json, versions.json, history.jsonl, checkpoint.npz, best.npz, summary.json). "
         "Config values come from the task defaults of --preset (laptop: minutes on 2 cores; paper: the original "
-        "experiments, days), then --config FILE.json, then the flags. "
+        "experiments, hours to days), then --config FILE.json, then the flags. "
         "Example: hdetach-np train copying --p 0.5 --out runs/c10",
     )
     p.add_argument("task", nargs="?", choices=TASKS, help="the task (not needed with --resume)")
