@@ -1,4 +1,4 @@
-"""How many threads the BLAS under numpy uses: the one helper of the package.
+"""How many threads the BLAS under numpy uses: the package's one place for it.
 
 At the sizes the toolkit trains (N ~ 100, H ~ 100-128) the per-step matmuls are small. A second
 BLAS thread gains little on an idle machine and loses a lot when another process keeps a core busy,
