@@ -96,7 +96,7 @@ def main(argv=None) -> dict:
             fin = ex.final_eval(r["history"])
             s = {"seed": r["seed"], "status": r["status"], "seconds": round(r["seconds"], 1),
                  "best_valid_accuracy": best["accuracy"] if best else None,
-                 "best_epoch": best["epoch"] + 1 if best else None,
+                 "best_epoch": best["epoch"] if best else None,
                  "test_accuracy_at_best": test[-1]["accuracy"] if test else None,
                  "final_valid_accuracy": fin["accuracy"] if fin else None}
             summary[tag].append(s)

@@ -26,7 +26,8 @@ import numpy as np
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")

@@ -3,7 +3,7 @@
 Takes the runs of analysis/copying_convergence.py (trained first if they are not complete in
 --runs), loads each run's best model (best validation accuracy) and evaluates it with
 `hdetach_np.training.transfer_copying` on --n fresh sequences per delay (generator seeded 555, as the
-original transfer script; the same `hdetach-np transfer RUN --T ...` does for one run).
+original transfer script; the same `hdetach-np transfer RUN --delays ...` does for one run).
 
 Writes into --out: transfer_copying.png, transfer_copying.json, transfer_copying.md.
 
@@ -39,6 +39,7 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
 
     from hdetach_np.training import experiments as ex
+    from hdetach_np.training import blas_threads
     from hdetach_np.training.loop import transfer_copying
 
     args = build_parser().parse_args(argv)
@@ -50,11 +51,11 @@ def main(argv=None) -> dict:
     seeds = range(2 if args.quick else args.seeds)
     jobs = ex.make_jobs(base, ex.copying_variants(args.ps), seeds)
     groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers)
-    T = base["T"]
+    T = base["delay"]
     Ts = [f * T for f in FACTORS]
 
     summary, rows = {}, []
-    ex.limit_blas_threads()
+    blas_threads(1)  # the evaluations below run in this process
     for tag, rs in groups.items():
         acc = np.array([[e["accuracy"] for e in transfer_copying(r["dir"], Ts, n=n, seed=555, which="best")]
                         for r in rs])  # (seeds, delays)

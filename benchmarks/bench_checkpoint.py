@@ -35,9 +35,9 @@ from hdetach_np.training.loop import init_model, loss_and_grads, make_task_data,
 from hdetach_np.training.optim import clip_grad_norm, make_optimizer
 
 SETTINGS = {
-    "copying T=10 hidden 128": dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, n_train=10_000,
+    "copying T=10 hidden 128": dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, n_train=10_000,
                                     n_valid=500),
-    "copying T=300 hidden 128": dict(task="copying", T=300, hidden=128, lr=1e-3, n_train=10_000, n_valid=500),
+    "copying T=300 hidden 128": dict(task="copying", delay=300, hidden=128, one_hot=False, lr=1e-3, n_train=10_000, n_valid=500),
 }
 
 

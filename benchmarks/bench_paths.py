@@ -99,7 +99,7 @@ def run(name, cfg, repeats):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--quick", action="store_true", help="short sequences and 3 repeats (seconds)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -72,4 +74,22 @@ def check_probability(name: str, p) -> float:
 def check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def check_int(name: str, v, lo: int) -> int:
+    """An integer (not a bool) >= lo, returned as a Python int."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def check_positive(name: str, v, allow_zero: bool = False) -> float:
+    """A finite number > 0 (>= 0 with allow_zero), returned as a float."""
+    try:
+        value = float(v)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a number, got {v!r}") from err
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
     return value

@@ -1,13 +1,13 @@
 """Tasks and their data. Time-major arrays: inputs x (T, N, D), targets y (T, N) or (N,).
 
-Copying task (as in the original code): a sequence of length T + 20 holds 10 tokens drawn uniformly
-from {1..8}, then T - 1 blanks (0), one delimiter (9), then 10 blanks. The target is T + 10 blanks
-(0) followed by the 10 tokens. The input is one scalar per step, the raw token value as a float
+Copying task (as in the original code), with a delay (the paper's T): a sequence of T = delay + 20
+steps holds 10 tokens drawn uniformly from {1..8}, then delay - 1 blanks (0), one delimiter (9),
+then 10 blanks. The target is delay + 10 blanks (0) followed by the 10 tokens. The input is one scalar per step, the raw token value as a float
 (or one-hot over the 10 symbols with `one_hot=True`); there are 9 output classes (0-8). The loss is
 the cross-entropy at every step; the accuracy is taken over the last 10 steps only.
 
 A fixed copying data set is stored compactly as its tokens (10, n) and expanded into sequences
-batch by batch (`copying_sequences`), so 100,000 sequences at T = 300 cost 1 MB, not 0.4 GB.
+batch by batch (`copying_sequences`), so 100,000 sequences at delay 300 cost 1 MB, not 0.4 GB.
 
 Adding task (Hochreiter & Schmidhuber 1997, in the form of Le et al. 2015): two input channels per
 step, a value uniform in [0, 1) and a marker that is 1 at exactly two steps (one in the first half of
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_generator, float_dtype
+from ._validate import check_generator, check_int, float_dtype
 
 COPY_TOKENS = 10  # tokens to remember
 COPY_CLASSES = 9  # blank + 8 token values
@@ -35,12 +35,6 @@ MNIST_PIXELS = 784
 MNIST_CLASSES = 10
 
 
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 # ---------------------------------------------------------------------------------------------
 # Copying
 # ---------------------------------------------------------------------------------------------
@@ -49,27 +43,28 @@ def _check_int(name, v, lo):
 def copying_tokens(n: int, rng: np.random.Generator) -> np.ndarray:
     """The 10 tokens of n copying sequences: (10, n) int64, uniform in {1..8}."""
     check_generator(rng)
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     return rng.integers(1, COPY_CLASSES, size=(COPY_TOKENS, n))
 
 
-def copying_sequences(tokens: np.ndarray, T: int, one_hot: bool = False, dtype=np.float32):
-    """Expand tokens (10, n) into copying sequences with delay T.
+def copying_sequences(tokens: np.ndarray, delay: int, one_hot: bool = False, dtype=np.float32):
+    """Expand tokens (10, n) into copying sequences with the given delay (the paper's T).
 
-    Returns x (T+20, n, D) with D = 1 (raw token values) or D = 10 (one-hot), and y (T+20, n) int64.
+    Returns x (T, n, D) with T = delay + 20 steps and D = 1 (raw token values) or D = 10 (one-hot),
+    and y (T, n) int64.
     """
     dt = float_dtype(dtype)
-    T = _check_int("T", T, 1)
+    delay = check_int("delay", delay, 1)
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or tokens.shape[0] != COPY_TOKENS or tokens.dtype.kind not in "iu":
         raise ValueError(f"expected integer tokens of shape (10, n), got {tokens.dtype} {tokens.shape}")
     if tokens.size and (tokens.min() < 1 or tokens.max() > COPY_CLASSES - 1):
         raise ValueError(f"tokens must be in [1, 8], got values in [{tokens.min()}, {tokens.max()}]")
     n = tokens.shape[1]
-    L = T + 2 * COPY_TOKENS
+    L = delay + 2 * COPY_TOKENS
     seq = np.zeros((L, n), dtype=np.int64)
     seq[:COPY_TOKENS] = tokens
-    seq[COPY_TOKENS + T - 1] = COPY_DELIMITER
+    seq[COPY_TOKENS + delay - 1] = COPY_DELIMITER
     y = np.zeros((L, n), dtype=np.int64)
     y[-COPY_TOKENS:] = tokens
     if one_hot:
@@ -80,16 +75,17 @@ def copying_sequences(tokens: np.ndarray, T: int, one_hot: bool = False, dtype=n
     return x, y
 
 
-def copying_data(n: int, T: int, rng: np.random.Generator, one_hot: bool = False, dtype=np.float32):
-    """n fresh copying sequences with delay T.
+def copying_data(n: int, delay: int, rng: np.random.Generator, one_hot: bool = False, dtype=np.float32):
+    """n fresh copying sequences with the given delay (the paper's T).
 
-    Returns x (T+20, n, D) with D = 1 (raw token values) or D = 10 (one-hot), and y (T+20, n) int64.
+    Returns x (T, n, D) with T = delay + 20 steps and D = 1 (raw token values) or D = 10 (one-hot),
+    and y (T, n) int64.
     """
     check_generator(rng)
     float_dtype(dtype)
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 1)
-    return copying_sequences(copying_tokens(n, rng), T, one_hot=one_hot, dtype=dtype)
+    n = check_int("n", n, 1)
+    delay = check_int("delay", delay, 1)
+    return copying_sequences(copying_tokens(n, rng), delay, one_hot=one_hot, dtype=dtype)
 
 
 def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator):
@@ -97,29 +93,29 @@ def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator):
 
     As the original, the training set is drawn first and the validation set second from the same
     stream (100,000 and 5,000 sequences there). Returns (train (10, n_train), valid (10, n_valid)),
-    int64 tokens to expand with `copying_sequences` (the delay T is applied there).
+    int64 tokens to expand with `copying_sequences` (the delay is applied there).
     """
     check_generator(rng)
     return copying_tokens(n_train, rng), copying_tokens(n_valid, rng)
 
 
-def copying_accuracy_steps(T: int) -> np.ndarray:
-    """Boolean mask (T+20,) of the steps where copying accuracy is measured: the last 10."""
-    T = _check_int("T", T, 1)
-    mask = np.zeros(T + 2 * COPY_TOKENS, dtype=bool)
+def copying_accuracy_steps(delay: int) -> np.ndarray:
+    """Boolean mask (T,), T = delay + 20, of the steps where copying accuracy is measured: the last 10."""
+    delay = check_int("delay", delay, 1)
+    mask = np.zeros(delay + 2 * COPY_TOKENS, dtype=bool)
     mask[-COPY_TOKENS:] = True
     return mask
 
 
-def transfer_copying_data(T: int, n: int = 5000, seed: int = 555, one_hot: bool = False, dtype=np.float32):
-    """Fresh copying sequences at delay T for evaluating a model trained at another T.
+def transfer_copying_data(delay: int, n: int = 5000, seed: int = 555, one_hot: bool = False, dtype=np.float32):
+    """Fresh copying sequences at `delay` for evaluating a model trained at another delay.
 
-    Each T gets its own generator seeded with `seed` (555 as in the original's transfer script,
-    which was run once per T with that seed), 5,000 sequences by default.
-    Returns x (T+20, n, D), y (T+20, n).
+    Each delay gets its own generator seeded with `seed` (555 as in the original's transfer script,
+    which was run once per delay with that seed), 5,000 sequences by default.
+    Returns x (T, n, D), y (T, n) with T = delay + 20.
     """
-    seed = _check_int("seed", seed, 0)
-    return copying_data(n, T, np.random.default_rng(seed), one_hot=one_hot, dtype=dtype)
+    seed = check_int("seed", seed, 0)
+    return copying_data(n, delay, np.random.default_rng(seed), one_hot=one_hot, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +132,8 @@ def adding_data(n: int, T: int, rng: np.random.Generator, dtype=np.float32):
     """
     check_generator(rng)
     dt = float_dtype(dtype)
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 2)
+    n = check_int("n", n, 1)
+    T = check_int("T", T, 2)
     half = T // 2
     values = rng.random((T, n))  # (T, n)
     first = rng.integers(0, half, size=n)
@@ -162,7 +158,7 @@ def mnist_permutation(seed: int) -> np.ndarray:
     The original seeds numpy's legacy global generator with the run's seed and draws
     `np.random.permutation(784)` first; a fresh `RandomState(seed)` gives the same draw.
     """
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     return np.random.RandomState(seed).permutation(MNIST_PIXELS)
 
 
@@ -174,7 +170,7 @@ def pixel_sequences(images: np.ndarray, order: np.ndarray | None = None, pixels_
     pixels of that order are fed per step (k = 1 is the original task; k must divide 784).
     """
     dt = float_dtype(dtype)
-    k = _check_int("pixels_per_step", pixels_per_step, 1)
+    k = check_int("pixels_per_step", pixels_per_step, 1)
     if MNIST_PIXELS % k:
         raise ValueError(f"pixels_per_step must divide 784 (1, 2, 4, 7, 8, 14, 16, 28, ...), got {k}")
     if not isinstance(images, np.ndarray) or images.ndim != 2 or images.shape[1] != MNIST_PIXELS:
@@ -195,7 +191,7 @@ def pixel_sequences(images: np.ndarray, order: np.ndarray | None = None, pixels_
 
 def mnist_sequence_length(pixels_per_step: int = 1) -> int:
     """Number of steps of a pixel-MNIST sequence: 784 / pixels_per_step."""
-    k = _check_int("pixels_per_step", pixels_per_step, 1)
+    k = check_int("pixels_per_step", pixels_per_step, 1)
     if MNIST_PIXELS % k:
         raise ValueError(f"pixels_per_step must divide 784 (1, 2, 4, 7, 8, 14, 16, 28, ...), got {k}")
     return MNIST_PIXELS // k

@@ -12,7 +12,7 @@ def test_check_command_passes(capsys):
 
 def test_check_bad_size(capsys):
     assert main(["check", "--T", "0"]) == 2
-    assert "--T must be >= 1, got 0" in capsys.readouterr().err
+    assert "--T must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_check_bad_p(capsys):

@@ -10,7 +10,7 @@ import hdetach_np.training.loop as tr
 from hdetach_np.cli import build_parser, main
 from hdetach_np.training.config import TrainConfig
 
-TINY = ["--T", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--n-valid", "8", "--epochs", "2",
+TINY = ["--delay", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--n-valid", "8", "--epochs", "2",
         "--iterations-per-epoch", "3", "--anneal-p", "0", "--lr", "0.01"]
 
 
@@ -43,14 +43,14 @@ def test_train_eval_transfer_plot_smoke(tmp_path, capsys):
     assert code == 0, err
     assert "epoch 2/2" in stdout and f"run folder {out}" in stdout
     cfg = TrainConfig.from_json(out / "config.json")
-    assert cfg.T == 3 and cfg.p == 0.5 and cfg.hidden == 6 and cfg.seed == 3 and cfg.clip == 1.0
+    assert cfg.delay == 3 and cfg.p == 0.5 and cfg.hidden == 6 and cfg.seed == 3 and cfg.clip == 1.0
     code, stdout, _ = run(capsys, "eval", out)
     assert code == 0 and stdout.splitlines()[1].startswith("valid")
     code, stdout, _ = run(capsys, "eval", out, "--json", "--which", "last")
     assert code == 0 and json.loads(stdout)["valid"]["n"] == 8
-    code, stdout, _ = run(capsys, "transfer", out, "--T", "2", "5", "--n", "20")
+    code, stdout, _ = run(capsys, "transfer", out, "--delays", "2", "5", "--n", "20")
     assert code == 0 and len(stdout.splitlines()) == 3
-    assert [r["T"] for r in json.loads((out / "transfer.json").read_text())["results"]] == [2, 5]
+    assert [r["delay"] for r in json.loads((out / "transfer.json").read_text())["results"]] == [2, 5]
     code, stdout, _ = run(capsys, "plot", out, "--paths", "--smooth", "2")
     assert code == 0 and (out / "curves.png").stat().st_size > 1000
     png = tmp_path / "both.png"
@@ -60,7 +60,7 @@ def test_train_eval_transfer_plot_smoke(tmp_path, capsys):
 
 def test_config_file_flags_and_resume(tmp_path, capsys):
     conf = tmp_path / "c.json"
-    conf.write_text(json.dumps({"task": "copying", "T": 3, "hidden": 5, "batch_size": 4, "n_train": 40, "n_valid": 8,
+    conf.write_text(json.dumps({"task": "copying", "delay": 3, "hidden": 5, "batch_size": 4, "n_train": 40, "n_valid": 8,
                                 "epochs": 2, "iterations_per_epoch": 3, "anneal_p": 0, "lr": 0.5}))
     out = tmp_path / "r"
     code, _, err = run(capsys, "train", "--config", conf, "--lr", "0.02", "--out", out, "--quiet", "--stop-after", "4")
@@ -77,14 +77,14 @@ def test_config_file_flags_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "copying", "--p", "2"], "config p must be a probability in [0, 1], got 2.0"),
     (["train", "copying", "--epochs", "0"], "config epochs must be an integer >= 1, got 0"),
-    (["train", "copying", "--p", "0.5", "--epochs", "5"], "config anneal_p must be <= epochs (5) when p > 0"),
+    (["train", "copying", "--p", "0.5", "--epochs", "5", "--anneal-p", "40"], "config anneal_p must be <= epochs (5) when p > 0"),
     (["train"], "give a task"),
     (["train", "pixel-mnist", "--T", "10"], "--T does not apply to pixel MNIST"),
     (["train", "adding", "--one-hot"], "config one_hot must be false for task adding"),
     (["train", "copying", "--config", "/nonexistent/c.json"], "config file /nonexistent/c.json does not exist"),
     (["train", "--resume", "/nonexistent/run"], "is not a run folder"),
-    (["transfer", "/nonexistent/run", "--T", "5"], "is not a run folder"),
-    (["train", "copying", "--stop-after", "0"], "--stop-after must be >= 1, got 0"),
+    (["transfer", "/nonexistent/run", "--delays", "5"], "is not a run folder"),
+    (["train", "copying", "--stop-after", "0"], "--stop-after must be an integer >= 1, got 0"),
 ])
 def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
     code, _, err = run(capsys, *argv)

@@ -107,7 +107,7 @@ def test_rerun_gives_the_same_numbers(quick, tmp_path):
 
 
 def test_train_command_round_trip():
-    cfg = TrainConfig.from_dict(dict(task="copying", T=4, hidden=8, lr=0.02, p=0.25, anneal_p=0, one_hot=True,
+    cfg = TrainConfig.from_dict(dict(task="copying", delay=4, hidden=8, lr=0.02, p=0.25, anneal_p=0, one_hot=True,
                                      epochs=3, n_train=300, n_valid=50, log_paths_every=5))
     args = build_parser().parse_args(shlex.split(train_command(cfg, "x"))[1:])
     assert _config_from_args(args)[0] == cfg
@@ -139,3 +139,11 @@ def test_force_replaces_an_earlier_demo(quick, tmp_path):
     (out / "extra.txt").write_text("old")
     res = run_demo(out, quick=True, seeds=1, progress=False, force=True)
     assert not (out / "extra.txt").exists() and res.files["summary"].is_file()
+
+
+def test_demo_prints_its_stages_when_the_output_is_not_a_terminal(tmp_path, capfd):
+    run_demo(tmp_path / "d", quick=True, seeds=1)  # progress=None, stderr captured: not a terminal
+    err = capfd.readouterr().err.splitlines()
+    assert err[0].startswith("stage 1/2: suppression sweep") and err[1].startswith("stage 2/2: copying")
+    assert sum(line.startswith("[") for line in err) == 2 and err[-1].startswith("done in")
+    assert not any("\r" in line for line in err)  # no progress bar

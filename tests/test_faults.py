@@ -23,10 +23,10 @@ from hdetach_np.training.loop import TrainingDiverged, init_model, train
 from hdetach_np.training.runs import CheckpointError, RunFolderBusy, lock_run_folder, read_history
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(task="copying", T=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,
+TINY = dict(task="copying", delay=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,
             lr=1e-2, anneal_p=0)
 # a command-line run long enough to be interrupted (1 epoch of 2,000 iterations, a few ms each)
-LONG = ["copying", "--T", "4", "--hidden", "8", "--batch-size", "8", "--n-train", "64", "--n-valid", "16",
+LONG = ["copying", "--delay", "4", "--hidden", "8", "--batch-size", "8", "--n-train", "64", "--n-valid", "16",
         "--epochs", "1", "--iterations-per-epoch", "2000", "--lr", "0.01", "--anneal-p", "0", "--quiet"]
 
 
@@ -315,7 +315,7 @@ def test_an_npy_given_as_checkpoint(tmp_path):
 
 def test_overflowing_logits_are_a_divergence(tmp_path, capsys):
     """SGD at lr 1e38 without clipping: finite but huge weights overflow the readout."""
-    args = ["train", "copying", "--T", "4", "--hidden", "16", "--batch-size", "8", "--n-train", "64", "--n-valid",
+    args = ["train", "copying", "--delay", "4", "--hidden", "16", "--batch-size", "8", "--n-train", "64", "--n-valid",
             "16", "--epochs", "1", "--iterations-per-epoch", "50", "--optimizer", "sgd", "--lr", "1e38", "--clip", "0",
             "--anneal-p", "0", "--quiet", "--out", str(tmp_path / "r")]
     assert main(args) == 1
@@ -431,7 +431,7 @@ def test_read_only_folders_give_one_line(tmp_path, capsys, read_only):
     read_only(tmp_path)
     cases = [["train", *LONG, "--out", str(tmp_path / "new")],
              ["train", "--resume", str(run), "--quiet"],
-             ["transfer", str(run), "--T", "3", "--n", "10"],
+             ["transfer", str(run), "--delays", "3", "--n", "10", "--quiet"],
              ["plot", str(run)]]
     for argv in cases:
         assert main(argv) == 1, argv

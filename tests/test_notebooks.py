@@ -68,7 +68,7 @@ def test_every_exercise_has_a_check_cell(path):
             pending = k
         elif nt.CHECK_TAG in tags:
             assert pending is not None, f"check cell {k} follows no solution cell"
-            assert "ex.check_" in nt.cell_source(cell), "a check cell calls a check from hdetach_np.teaching.exercises"
+            assert "exercises.check_" in nt.cell_source(cell), "a check cell calls a check from hdetach_np.teaching.exercises"
             pending = None
     assert pending is None, f"solution cell {pending} has no check cell"
 

@@ -24,9 +24,9 @@ def test_copying_one_hot_and_determinism():
     np.testing.assert_array_equal(x1.argmax(-1), x2[..., 0])
 
 
-@pytest.mark.parametrize("kw,match", [(dict(T=0), "T must be"), (dict(n=-1), "n must be"), (dict(rng=3), "Generator")])
+@pytest.mark.parametrize("kw,match", [(dict(delay=0), "delay must be"), (dict(n=-1), "n must be"), (dict(rng=3), "Generator")])
 def test_copying_bad_input(kw, match):
-    args = dict(n=2, T=3, rng=np.random.default_rng(0))
+    args = dict(n=2, delay=3, rng=np.random.default_rng(0))
     args.update(kw)
     with pytest.raises((ValueError, TypeError), match=match):
         copying_data(**args)

@@ -15,7 +15,7 @@ from hdetach_np.training.runs import CheckpointError, read_history
 from hdetach_np.training.loop import (TrainingDiverged, evaluate, evaluate_run, init_model, loss_and_grads, make_task_data,
                               train, transfer_copying)
 
-TINY = dict(task="copying", T=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,
+TINY = dict(task="copying", delay=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,
             lr=1e-2, anneal_p=0)
 
 
@@ -38,7 +38,7 @@ MNIST_TINY = dict(task="permuted-mnist", pixels_per_step=98, hidden=6, batch_siz
 
 @pytest.mark.parametrize("task", ["copying", "adding", "pixel-mnist"])
 def test_loss_and_grads_gradcheck(task):
-    kw = {"copying": dict(T=3, n_train=10, n_valid=2), "adding": dict(T=5, n_valid=2),
+    kw = {"copying": dict(delay=3, n_train=10, n_valid=2), "adding": dict(length=5, n_valid=2),
           "pixel-mnist": dict(pixels_per_step=49, n_train=10, n_valid=2, n_test=0)}[task]
     cfg = TrainConfig.from_dict(dict(task=task, hidden=3, batch_size=3, dtype="float64", iterations_per_epoch=1, **kw))
     td = make_task_data(cfg, mnist=fake_mnist(n=(10, 5, 5)))
@@ -56,7 +56,7 @@ def test_loss_and_grads_gradcheck(task):
 
 
 def test_copying_learns():
-    cfg = TrainConfig.from_dict(dict(task="copying", T=2, hidden=64, batch_size=64, lr=2e-2, n_train=10000,
+    cfg = TrainConfig.from_dict(dict(task="copying", delay=2, one_hot=False, hidden=64, batch_size=64, lr=2e-2, n_train=10000,
                                      n_valid=500, epochs=1, iterations_per_epoch=750, anneal_p=0, seed=3))
     res = train(cfg)
     acc = res.history[-1]["accuracy"]
@@ -168,7 +168,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tr, "softmax_cross_entropy", flaky)
     cfg = tiny()
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss \(nan\) at iteration 8 \(epoch 1\).*"
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss \(nan\) at iteration 8 \(epoch 2\).*"
                                                r"last good checkpoint is .*checkpoint.npz \(iteration 6\)"):
         train(cfg, tmp_path / "r")
     _, _, meta = runs.load_checkpoint(tmp_path / "r" / "checkpoint.npz")
@@ -270,15 +270,15 @@ def test_evaluate_run_and_transfer(tmp_path):
     best = json.loads((tmp_path / "r" / "summary.json").read_text())["best"]
     assert ev["valid"]["accuracy"] == pytest.approx(best["accuracy"])
     rows = transfer_copying(tmp_path / "r", [2, 7], n=30)
-    assert [r["T"] for r in rows] == [2, 7] and all(0 <= r["accuracy"] <= 1 and r["n"] == 30 for r in rows)
-    with pytest.raises(ValueError, match="every T must be an integer >= 1"):
+    assert [r["delay"] for r in rows] == [2, 7] and all(0 <= r["accuracy"] <= 1 and r["n"] == 30 for r in rows)
+    with pytest.raises(ValueError, match="every delay must be an integer >= 1"):
         transfer_copying(tmp_path / "r", [0])
 
 
 def test_anneal_switches_detaching_off_late():
     cfg = tiny(p=0.5, epochs=5, anneal_p=3)
     assert [cfg.p_at_epoch(e) for e in range(5)] == [0.5, 0.5, 0.5, 0.0, 0.0]
-    orig = TrainConfig.from_dict({"task": "copying", "p": 0.5})  # 600 epochs, anneal 40: off in 561..599
+    orig = TrainConfig.from_dict({"task": "copying", "p": 0.5}, preset="paper")  # 600 epochs, anneal 40: off in 561..599
     assert orig.p_at_epoch(560) == 0.5 and orig.p_at_epoch(561) == 0.0
     res = train(cfg.__class__.from_dict({**TINY, "p": 0.5, "epochs": 5, "anneal_p": 3, "iterations_per_epoch": 2}))
     ps = [r["p"] for r in res.history if "grad_norm" in r]

@@ -1,21 +1,62 @@
 """The `hdetach-np` command line. Run `hdetach-np --help`.
 
-Each subcommand lives in its own function `_add_<name>(subparsers)` that registers its parser and
-sets `func`; `main` dispatches. Errors print one line and exit with status 2 (bad usage) or 1
-(the command could not finish: out of memory, a file that cannot be written...); `main` maps the
-known exception types to that line, so no command ends with a traceback for them.
+Each module of this folder exposes `register(subparsers)`, which adds its subcommands and sets
+`func` on each; `main` dispatches. Flags are never abbreviated (`--epoch` is not `--epochs`): an
+unknown flag is an error that names the closest known one. Errors print one line and exit with
+status 2 (bad usage) or 1 (the command could not finish: out of memory, a file that cannot be
+written...); `main` maps the known exception types to that line, so no command ends with a
+traceback for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import sys
 
-from ..teaching.notebooks import _add_notebooks  # `hdetach-np notebooks strip|run`
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that takes no abbreviations (subcommand parsers inherit the class)."""
+
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
 
 
-def _add_check(sub):
+def closest_flag(parser: argparse.ArgumentParser, word: str) -> str | None:
+    """The option of `parser` that `word` most likely meant, or None (prefixes first, then difflib)."""
+    name = word.split("=", 1)[0]
+    options = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    starts = [o for o in options if o.startswith(name)]
+    if starts:
+        return min(starts, key=len)
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return subs[0].choices if subs else {}
+
+
+def unknown_flag(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.ArgumentParser, str] | None:
+    """The first `--flag` in argv that the (sub)command it follows does not know, with that
+    (sub)command's parser; None if every flag is known. Run before parsing, so that a value after
+    the unknown flag is not mistaken for a positional argument."""
+    current, known = parser, set()
+    for word in argv:
+        if word == "--":
+            break
+        if word in _subcommands(current):
+            known |= {s for a in current._actions for s in a.option_strings}
+            current = _subcommands(current)[word]
+        elif word.startswith("--") and word.split("=", 1)[0] not in known | {
+                s for a in current._actions for s in a.option_strings}:
+            return current, word
+    return None
+
+
+def register_check(sub):
     p = sub.add_parser(
         "check",
         help="check the hand-derived BPTT against finite differences",
@@ -34,11 +75,11 @@ def _add_check(sub):
 
 
 def _run_check(args) -> int:
+    from .._validate import check_int
     from ..teaching.check import format_rows, run_check
 
     for name in ("T", "N", "D", "H"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+        check_int(f"--{name}", getattr(args, name), 1)
     try:
         rows = run_check(seed=args.seed, T=args.T, N=args.N, D=args.D, H=args.H, p=args.p)
     except MemoryError as err:
@@ -48,34 +89,32 @@ def _run_check(args) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
-COMMANDS = [_add_check, _add_notebooks]
-
-from .train import _add_data, _add_eval, _add_plot, _add_train, _add_transfer  # noqa: E402
-
-COMMANDS += [_add_train, _add_eval, _add_transfer, _add_plot, _add_data]
-
-from .demo import _add_demo  # noqa: E402  `hdetach-np demo`
-
-COMMANDS += [_add_demo]
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
+    from . import demo, notebooks, train
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hdetach-np",
         description="NumPy LSTM with hand-derived BPTT, the exact cell/h-path gradient split and h-detach.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in COMMANDS:
-        add(sub)
+    register_check(sub)
+    notebooks.register(sub)
+    train.register(sub)
+    demo.register(sub)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    unknown = unknown_flag(parser, argv)
+    if unknown:
+        where, word = unknown
+        hint = closest_flag(where, word)
+        where.error(f"unknown flag {word}" + (f"; did you mean {hint}?" if hint else f"; see {where.prog} --help"))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

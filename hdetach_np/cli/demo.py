@@ -37,8 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import check_int
 from ..training import runs
 from ..training.config import TrainConfig
+from ..training.experiments import markdown_table
+from ..training.threads import blas_threads, describe_threads
+from .train import flag
 
 MARKER = "hdetach-np demo"  # config.json["kind"] of a demo folder (lets --force replace only a demo)
 SUPPRESSION_PS = (0.25, 0.5)
@@ -98,12 +102,6 @@ class DemoResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, v, lo: int) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 def _prepare_out(out_dir, force: bool) -> Path:
     """Create the run folder; refuse a file, or a non-empty folder unless it is an earlier demo and force."""
     out = Path(out_dir)
@@ -131,20 +129,6 @@ def _prepare_out(out_dir, force: bool) -> Path:
     return out
 
 
-def _blas_threads(n: int):
-    """(context, description) limiting BLAS to n threads (0: unchanged). Without threadpoolctl the
-    limit is skipped and said so (OPENBLAS_NUM_THREADS=1 set before starting does the same)."""
-    import contextlib
-
-    if n == 0:
-        return contextlib.nullcontext(), "unchanged (BLAS default)"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext(), f"unchanged: threadpoolctl is not installed, so --threads {n} was not applied"
-    return threadpool_limits(limits=n, user_api="blas"), str(n)
-
-
 def _versions() -> dict:
     import matplotlib
     import tqdm
@@ -170,11 +154,10 @@ def train_command(cfg: TrainConfig, out) -> str:
         v = getattr(cfg, k)
         if k == "task" or v == getattr(base, k):
             continue
-        flag = "--T" if k == "T" else "--" + k.replace("_", "-")
         if isinstance(v, bool):
-            parts.append(flag)  # only True can differ from a False default
+            parts.append(flag(k) if v else "--no-" + flag(k)[2:])
         else:
-            parts += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+            parts += [flag(k), f"{v:g}" if isinstance(v, float) else str(v)]
     return " ".join(parts + ["--threads", "1", "--out", str(out)])
 
 
@@ -252,7 +235,7 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, show: bool, say):
         for seed in seeds:
             k += 1
             cfg = TrainConfig.from_dict(dict(
-                task="copying", T=s.T, hidden=s.hidden, batch_size=s.batch_size, lr=s.lr, p=p, anneal_p=0,
+                task="copying", delay=s.T, hidden=s.hidden, batch_size=s.batch_size, lr=s.lr, p=p, anneal_p=0,
                 seed=seed, epochs=s.epochs, iterations_per_epoch=s.iterations_per_epoch, n_train=s.n_train,
                 n_valid=s.n_valid, one_hot=s.one_hot, log_paths_every=s.log_paths_every))
             run_dir = out / "runs" / f"{folder[name]}-seed{seed}"
@@ -360,17 +343,12 @@ def _summary_md(r: dict) -> str:
          f"step), N = {sc['N']}, H = {sc['H']}, original initialisation, float64, seeds {', '.join(map(str, sc['seeds']))}; "
          "the recurrent weights Wh multiplied by s. Mean over seeds of ||g_cell|| / ||g_total|| for the LSTM "
          "parameters (Wx, Wh, b); 'expected h-detach' is the exact expected gradient g(1 - p) over masks.", ""]
-    scales = sup["scales"]
-    L.append("| s | " + " | ".join(_g(x) for x in scales) + " |")
-    L.append("|---" * (len(scales) + 1) + "|")
-    for v in sup["variants"]:
-        name = "plain gradient" if v == "plain" else f"expected h-detach {v}"
-        L.append(f"| {name} | " + " | ".join(_g(x) for x in sup["cell_share_mean"][v]) + " |")
+    header = ["s"] + [_g(x) for x in sup["scales"]]
+    L.append(markdown_table(header, [["plain gradient" if v == "plain" else f"expected h-detach {v}"]
+                                     + [_g(x) for x in sup["cell_share_mean"][v]] for v in sup["variants"]]).rstrip())
     geo = sup["norm_geomean_plain"]
     L += ["", "Geometric mean over seeds of the norms (plain gradient):", "",
-          "| s | " + " | ".join(_g(x) for x in scales) + " |", "|---" * (len(scales) + 1) + "|"]
-    for q in ("total", "cell", "h"):
-        L.append(f"| ||g_{q}|| | " + " | ".join(_g(x) for x in geo[q]) + " |")
+          markdown_table(header, [[f"||g_{q}||"] + [_g(x) for x in geo[q]] for q in ("total", "cell", "h")]).rstrip()]
     L += ["", f"Wall time: {_g(sec['suppression'])} s. Reproduce:", "", "```bash", sup["command_python"], "```"]
     if sup.get("command_analysis"):
         L += ["", "or, with the same numbers in its Wh panel (it also sweeps all weights):", "",
@@ -383,21 +361,19 @@ def _summary_md(r: dict) -> str:
           "Both variants use the same seeds, hence the same data and initialisation; h-detach cuts each "
           f"h_(t-1) -> gates_t edge with probability {s['p']:g} (one draw per step, in every epoch). The learning rate "
           "was chosen on short vanilla runs; nothing was tuned for h-detach. The cell/h norms are those of the "
-          f"full (unmasked) gradient at the current parameters, every {s['log_paths_every']} iterations.", "",
-          "| run | seed | valid accuracy (end) | best valid accuracy | training loss (mean of the last "
-          f"{cop['variants'][next(iter(cop['variants']))]['runs'][0]['final_train_loss_over']} iterations) | cell share "
-          "||g_cell||/||g_total|| (first log -> last) | wall time (s) |",
-          "|---|---|---|---|---|---|---|"]
-    for name, v in cop["variants"].items():
-        for run in v["runs"]:
-            f = run["first_paths"]
-            L.append(f"| {name} | {run['seed']} | {_g(run['final_valid_accuracy'])} | {_g(run['best_valid_accuracy'])} | "
-                     f"{_g(run['final_train_loss'])} | {_g(f['cell'] / f['total'])} -> {_g(run['cell_share'][-1])} | "
-                     f"{_g(run['seconds'])} |")
-    L += ["", "| variant | valid accuracy at the end: mean (min - max) | cell share at the last log, mean |", "|---|---|---|"]
-    for name, v in cop["variants"].items():
-        L.append(f"| {name} | {_g(v['final_valid_accuracy_mean'])} ({_g(v['final_valid_accuracy_min'])} - "
-                 f"{_g(v['final_valid_accuracy_max'])}) | {_g(v['final_cell_share_mean'])} |")
+          f"full (unmasked) gradient at the current parameters, every {s['log_paths_every']} iterations.", ""]
+    over = cop["variants"][next(iter(cop["variants"]))]["runs"][0]["final_train_loss_over"]
+    L.append(markdown_table(
+        ["run", "seed", "valid accuracy (end)", "best valid accuracy", f"training loss (mean of the last {over} iterations)",
+         "cell share ||g_cell||/||g_total|| (first log -> last)", "wall time (s)"],
+        [[name, run["seed"], _g(run["final_valid_accuracy"]), _g(run["best_valid_accuracy"]), _g(run["final_train_loss"]),
+          f"{_g(run['first_paths']['cell'] / run['first_paths']['total'])} -> {_g(run['cell_share'][-1])}",
+          _g(run["seconds"])] for name, v in cop["variants"].items() for run in v["runs"]]).rstrip())
+    L += ["", markdown_table(
+        ["variant", "valid accuracy at the end: mean (min - max)", "cell share at the last log, mean"],
+        [[name, f"{_g(v['final_valid_accuracy_mean'])} ({_g(v['final_valid_accuracy_min'])} - "
+          f"{_g(v['final_valid_accuracy_max'])})", _g(v["final_cell_share_mean"])]
+         for name, v in cop["variants"].items()]).rstrip()]
     a, b = list(cop["variants"].values())[:2]
     diff = b["final_valid_accuracy_mean"] - a["final_valid_accuracy_mean"]
     L += ["", f"At the end, h-detach's mean validation accuracy is {_g(abs(diff))} {'above' if diff >= 0 else 'below'} "
@@ -420,17 +396,19 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
 
     quick: tiny sizes (seconds, for tests). seed: the first seed; the suppression sweep and each
     variant's copying runs use seeds seed .. seed + seeds - 1. threads: BLAS threads (0: unchanged;
-    needs threadpoolctl). force: replace `out_dir` if it holds an earlier demo. progress: tqdm bars
-    and stage lines (None: only when stderr is a terminal). command: the command line to record.
+    fixed, 1 by default, so that machines with the same numpy give the same numbers). force: replace
+    `out_dir` if it holds an earlier demo. progress: tqdm bars (None: when stderr is a terminal);
+    False also silences the line printed (to stderr) at each stage and run. command: the command line to record.
     Raises ValueError for a bad argument or an unusable `out_dir`.
     """
-    seed = _check_int("seed", seed, 0)
-    seeds = _check_int("seeds", seeds, 1)
-    threads = _check_int("threads", threads, 0)
+    seed = check_int("seed", seed, 0)
+    seeds = check_int("seeds", seeds, 1)
+    threads = check_int("threads", threads, 0)
     if not isinstance(quick, bool):
         raise TypeError(f"quick must be True or False, got {quick!r}")
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if show else (lambda m: None)
+    show = sys.stderr.isatty() if progress is None else bool(progress)  # tqdm bars and per-epoch lines
+    # a line per stage and run, also when the output is a file or a pipe (progress=False: silent)
+    say = (lambda m: None) if progress is False else (lambda m: print(m, file=sys.stderr, flush=True))
     out = _prepare_out(out_dir, force)
 
     import matplotlib
@@ -442,7 +420,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
 
     s = DemoSettings.preset(quick)
     seed_list = tuple(range(seed, seed + seeds))
-    ctx, thread_text = _blas_threads(threads)
+    ctx = blas_threads(threads)
+    thread_text = describe_threads(threads)
     if command is None:
         command = f"hdetach-np demo --out {out} --seed {seed} --seeds {seeds} --threads {threads}" + (" --quick" if quick else "")
     t_all = time.perf_counter()
@@ -487,7 +466,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
 # ---------------------------------------------------------------------------------------------
 
 
-def _add_demo(sub):
+def register(sub) -> None:
+    """Add `demo` to the subcommands `sub`."""
     import argparse
 
     p = sub.add_parser(
@@ -507,7 +487,7 @@ def _add_demo(sub):
     p.add_argument("--seed", type=int, default=0, help="first seed; everything is determined by it")
     p.add_argument("--seeds", type=int, default=3, help="seeds per copying variant and in the suppression sweep")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="limit BLAS to N threads (needs threadpoolctl; without it the limit is skipped and said so); "
+                   help="BLAS threads, fixed so that two machines with the same numpy give the same numbers; "
                    "0 leaves BLAS as it is")
     p.add_argument("--force", action="store_true", help="replace --out if it holds an earlier demo")
     p.set_defaults(func=_run_demo)

@@ -1,23 +1,29 @@
 """Subcommands `train`, `eval`, `transfer`, `plot` and `data` of the `hdetach-np` command line.
 
-Each `_add_<name>(sub)` registers one parser; `cli.COMMANDS` lists them. Bad usage (a bad flag or
-value, an unknown config key) prints one line and exits with status 2; a run that cannot go on
-(NaN/inf, unreadable checkpoint, MNIST unavailable) prints one line and exits with status 1.
+`register(sub)` adds them to the top-level parser. Bad usage (a bad flag or value, an unknown
+config key) prints one line and exits with status 2; a run that cannot go on (NaN/inf, unreadable
+checkpoint, MNIST unavailable) prints one line and exits with status 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from ..training.config import MNIST_TASKS, TASK_DEFAULTS, TASKS, TrainConfig, field_help
+from .._validate import check_int
+from ..lstm import INIT_SCHEMES
+from ..masks import PER
+from ..training.config import DETACH, DTYPES, LEGACY_T, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
+from ..training.optim import OPTIMIZERS
+from ..training.threads import blas_threads, describe_threads, parse_threads
 from ..training.guard import DEFAULT_CHECKPOINT_MINUTES
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
-CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "detach": ("h", "c"), "mask_per": ("step", "example", "unit"),
-           "init": ("original", "forget-bias-1"), "dtype": ("float32", "float64")}
+INT_OR_NONE = ("delay", "length", "perm_seed")  # integer keys whose default may be null
+CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "dtype": DTYPES}
 
 
 def _fail(cmd: str, err: Exception, status: int = 1) -> int:
@@ -25,40 +31,48 @@ def _fail(cmd: str, err: Exception, status: int = 1) -> int:
     return status
 
 
-def _add_threads(group):
-    group.add_argument("--threads", type=int, default=0, metavar="N",
-                       help="limit BLAS to N threads (small matmuls often run faster on one thread when the cores are "
-                       "busy); needs the threadpoolctl package; 0 leaves BLAS as it is (default: 0)")
-
-
-def _blas_threads(n: int):
-    """A context that limits BLAS threads to n (n = 0: no change)."""
-    import contextlib
-
-    if n < 0:
-        raise ValueError(f"--threads must be >= 0, got {n}")
-    if n == 0:
-        return contextlib.nullcontext()
+def _threads_type(text: str):
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise ValueError("--threads needs the threadpoolctl package (pip install threadpoolctl); "
-                         "or set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting") from None
-    return threadpool_limits(limits=n, user_api="blas")
+        return parse_threads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _flag(name: str) -> str:
-    return "--T" if name == "T" else "--" + name.replace("_", "-")
+def add_threads_flag(group, default="auto"):
+    """The `--threads` flag of the commands that train or evaluate (the demo fixes its own count)."""
+    group.add_argument("--threads", type=_threads_type, default=default, metavar="N|auto",
+                       help="BLAS threads: 'auto' (one thread: at these sizes a second thread gains little on an "
+                       "idle machine and costs several times over when another process keeps a core busy), a count, "
+                       f"or 0 to leave BLAS as it is (default: {default})")
 
 
-def _task_default_text(name: str) -> str:
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig key: "batch_size" -> "--batch-size"."""
+    return "--" + name.replace("_", "-")
+
+
+def _note_old_T(args, task: str) -> str:
+    """The name that `--T` (the old name of the copying delay and the adding length) stands for."""
+    if task not in LEGACY_T:
+        raise ValueError("--T does not apply to pixel MNIST (784 / --pixels-per-step steps)")
+    name = LEGACY_T[task]
+    if getattr(args, name, None) is not None:
+        raise ValueError(f"give {flag(name)} only (--T is its old name)")
+    print(f"note: --T is the old name of {flag(name)} for the {task} task; T now means the sequence length "
+          f"({'delay + 20' if task == 'copying' else 'the length'}); use {flag(name)}", file=sys.stderr)
+    return name
+
+
+def _task_default_text(name: str, preset: str = "laptop") -> str:
     vals = {}
     for task in TASKS:
-        if task in MNIST_TASKS and name == "T":
+        if task not in MNIST_TASKS and name == "pixels_per_step":
             continue
-        vals.setdefault(TASK_DEFAULTS[task][name], []).append(task)
-    text = "; ".join(f"{', '.join(ts)}: {v}" for v, ts in vals.items())
-    return text + ("; MNIST: 784 / pixels-per-step" if name == "T" else "")
+        if task != "copying" and name == "one_hot":
+            continue
+        if PRESETS[preset][task][name] is not None:
+            vals.setdefault(PRESETS[preset][task][name], []).append(task)
+    return "; ".join(f"{', '.join(ts)}: {v}" for v, ts in vals.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,10 +86,10 @@ def _add_train(sub):
         help="train an LSTM (optionally with h-detach) on a task",
         description="Train an LSTM with a linear readout on copying, adding, pixel-mnist or permuted-mnist. "
         "Writes a run folder (config.json, versions.json, history.jsonl, checkpoint.npz, best.npz, summary.json). "
-        "Config values come from the task defaults (those of the original experiments), then --config FILE.json, "
-        "then the flags. Ctrl-C (SIGINT) or SIGTERM stops at the end of the iteration under way, writes a checkpoint "
-        "and says how to resume (exit status 130 or 143). "
-        "Example: hdetach-np train copying --T 20 --hidden 64 --p 0.5 --epochs 10 --out runs/c20",
+        "Config values come from the task defaults of --preset (laptop: minutes on 2 cores; paper: the original "
+        "experiments, hours to days), then --config FILE.json, then the flags. Ctrl-C (SIGINT) or SIGTERM stops "
+        "at the end of the iteration under way, writes a checkpoint and says how to resume (exit status 130 or "
+        "143). Example: hdetach-np train copying --p 0.5 --out runs/c10",
     )
     p.add_argument("task", nargs="?", choices=TASKS, help="the task (not needed with --resume)")
     run = p.add_argument_group("run control (not part of the config)")
@@ -93,30 +107,38 @@ def _add_train(sub):
     run.add_argument("--checkpoint-minutes", type=float, metavar="M", default=DEFAULT_CHECKPOINT_MINUTES,
                      help="also write a checkpoint after M minutes of training since the last one, so a killed run "
                      f"loses at most that much; 0 = only at epoch ends (default: {DEFAULT_CHECKPOINT_MINUTES:g})")
-    _add_threads(run)
-    cfg = p.add_argument_group("config (defaults are those of the original experiments)")
+    add_threads_flag(run)
+    run.add_argument("--preset", choices=tuple(PRESETS), default="laptop",
+                     help="task defaults: laptop (copying delay 10, one-hot input, lr 3e-3, 15,000 iterations; pixel "
+                     "MNIST 16 pixels per step, 16 epochs; adding length 100, 10,000 iterations: 7-17 minutes each) or "
+                     "paper (the original experiments: copying delay 300, 600,000 iterations, about 40 hours; pixel MNIST "
+                     "one pixel per step, 200 epochs, about 32 hours; adding length 200, about 2.5 hours); durations extrapolated "
+                     "from 20 iterations on one BLAS thread of a busy 2-core machine, evaluations not included "
+                     "(docs/training.md) (default: laptop)")
+    cfg = p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)")
     for name, (default, text, task_dep) in field_help().items():
         if name == "task":
             continue
-        flags = [_flag(name)] + FLAG_ALIASES.get(name, [])
+        flags = [flag(name)] + FLAG_ALIASES.get(name, [])
         shown = _task_default_text(name) if task_dep else default
         kw = dict(dest=name, default=None, help=f"{text} (default: {shown})".replace("%", "%%"))
         if isinstance(default, bool):
-            cfg.add_argument(*flags, action="store_const", const=True, **kw)
+            cfg.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         elif name in CHOICES:
             cfg.add_argument(*flags, choices=CHOICES[name], **kw)
         else:
-            typ = float if isinstance(default, float) else int if isinstance(default, int) or name == "perm_seed" else str
-            metavar = "T" if name == "T" else {float: "X", int: "INT", str: "STR"}[typ]
-            cfg.add_argument(*flags, type=typ, metavar=metavar, **kw)
+            typ = float if isinstance(default, float) else int if isinstance(default, int) or name in INT_OR_NONE else str
+            cfg.add_argument(*flags, type=typ, metavar={float: "X", int: "INT", str: "STR"}[typ], **kw)
+    cfg.add_argument("--T", dest="old_T", type=int, metavar="INT", default=None,
+                     help="old name of --delay (copying) and --length (adding), with a note (default: none)")
     p.set_defaults(func=_run_train)
 
 
 def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
     given = {k: getattr(args, k) for k in TrainConfig.keys() if k != "task" and getattr(args, k, None) is not None}
     if args.resume:
-        if given or args.config:
-            names = ", ".join(_flag(k) for k in given) or "--config"
+        if given or args.config or args.old_T is not None:
+            names = ", ".join([flag(k) for k in given] + (["--T"] if args.old_T is not None else [])) or "--config"
             raise ValueError(f"a resumed run keeps its config; drop {names}")
         return None, given
     base = {}
@@ -134,9 +156,9 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
         raise ValueError("give a task (copying, adding, pixel-mnist, permuted-mnist) or --resume RUN")
     if args.task and base.get("task") not in (None, args.task):
         raise ValueError(f"the task {args.task!r} differs from {base['task']!r} in {args.config}")
-    if task in MNIST_TASKS and "T" in given:
-        raise ValueError("--T does not apply to pixel MNIST (784 / --pixels-per-step steps)")
-    return TrainConfig.from_dict({**base, **given, "task": task}), given
+    if args.old_T is not None:
+        given[_note_old_T(args, task)] = args.old_T
+    return TrainConfig.from_dict({**base, **given, "task": task}, preset=args.preset), given
 
 
 def _run_train(args) -> int:
@@ -148,8 +170,8 @@ def _run_train(args) -> int:
 
     from . import os_error_hint
 
-    if args.stop_after is not None and args.stop_after < 1:
-        raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
+    if args.stop_after is not None:
+        check_int("--stop-after", args.stop_after, 1)
     if not args.checkpoint_minutes >= 0:
         raise ValueError(f"--checkpoint-minutes must be >= 0 (0 = only at epoch ends), got {args.checkpoint_minutes}")
     config, _ = _config_from_args(args)
@@ -162,11 +184,12 @@ def _run_train(args) -> int:
             raise ValueError(f"the run {run} is a {config.task} run, not {args.task}")
     else:
         run = Path(args.out) if args.out else Path("runs") / f"{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.quiet:
-        print(f"run folder: {run}" + (" (resumed)" if args.resume else ""), flush=True)
     try:
         # a NaN/inf is reported as one line (TrainingDiverged), not as numpy's warnings before it
-        with _blas_threads(args.threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with blas_threads(args.threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if not args.quiet:
+                print(f"run folder: {run}" + (" (resumed)" if args.resume else "") + f"; {config.total_iterations:,} "
+                      f"iterations; threads {describe_threads(args.threads)}", flush=True)
             res = train(config, run, resume=bool(args.resume), stop_after=args.stop_after, quiet=args.quiet,
                         data_dir=args.data_dir, checkpoint_minutes=args.checkpoint_minutes)
     except TrainingInterrupted as err:
@@ -190,7 +213,7 @@ def _run_train(args) -> int:
             line += f", accuracy {b['accuracy']:.4f}"
         if b.get("test_accuracy") is not None:
             line += f", test accuracy at that epoch {b['test_accuracy']:.4f}"
-        line += f" (epoch {b['epoch'] + 1})"
+        line += f" (epoch {b['epoch']})"
     print(line + f"; run folder {run}")
     return 0
 
@@ -210,7 +233,7 @@ def _add_eval(sub):
                    help="splits to evaluate (default: all the task has)")
     p.add_argument("--data-dir", metavar="DIR", default=None, help="MNIST cache folder (default: as for train)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
-    _add_threads(p)
+    add_threads_flag(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -220,7 +243,7 @@ def _run_eval(args) -> int:
     from ..training.loop import TrainingDiverged, evaluate_run
 
     try:
-        with _blas_threads(args.threads):
+        with blas_threads(args.threads):
             res = evaluate_run(args.run, which=args.which, splits=args.split, data_dir=args.data_dir)
     except (DataError, CheckpointError, TrainingDiverged) as err:
         return _fail("eval", err)
@@ -235,16 +258,20 @@ def _run_eval(args) -> int:
 
 
 def _add_transfer(sub):
-    p = sub.add_parser("transfer", help="evaluate a copying model at other delays T",
-                       description="Evaluate a copying run's model on fresh sequences at other delays T (a new "
-                       "generator seeded --seed per T, as the original transfer script). Prints a table and writes "
+    p = sub.add_parser("transfer", help="evaluate a copying model at other delays",
+                       description="Evaluate a copying run's model on fresh sequences at other delays (a new "
+                       "generator seeded --seed per delay, as the original transfer script). Prints a table and writes "
                        "RUN/transfer.json.")
     p.add_argument("run", metavar="RUN", help="run folder of a copying run")
-    p.add_argument("--T", nargs="+", type=int, required=True, metavar="T", help="delays to test, e.g. --T 200 400 1000 (required)")
-    p.add_argument("--n", type=int, default=5000, help="sequences per T (default: 5000)")
+    p.add_argument("--delays", nargs="+", type=int, metavar="DELAY",
+                   help="delays to test, e.g. --delays 200 400 1000 (required)")
+    p.add_argument("--T", dest="old_T", nargs="+", type=int, metavar="DELAY",
+                   help="old name of --delays, with a note (default: none)")
+    p.add_argument("--n", type=int, default=5000, help="sequences per delay (default: 5000)")
     p.add_argument("--seed", type=int, default=555, help="seed of the fresh sequences (default: 555)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="model to use (default: best)")
-    _add_threads(p)
+    add_threads_flag(p)
+    p.add_argument("--quiet", action="store_true", help="no line per delay while evaluating (default: off)")
     p.set_defaults(func=_run_transfer)
 
 
@@ -252,22 +279,33 @@ def _run_transfer(args) -> int:
     from ..training.runs import CheckpointError, read_json, write_json
     from ..training.loop import TrainingDiverged, transfer_copying
 
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    check_int("--n", args.n, 1)
+    check_int("--seed", args.seed, 0)
+    if args.old_T is not None:
+        if args.delays is not None:
+            raise ValueError("give --delays only (--T is its old name)")
+        print("note: --T is the old name of --delays; use --delays", file=sys.stderr)
+        args.delays = args.old_T
+    if args.delays is None:
+        raise ValueError("give the delays to test, e.g. --delays 20 40 100")
+    if not (Path(args.run) / "config.json").is_file():
+        raise FileNotFoundError(f"{args.run} is not a run folder (no config.json)")
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
-        with _blas_threads(args.threads):
-            rows = transfer_copying(args.run, args.T, n=args.n, seed=args.seed, which=args.which)
+        with blas_threads(args.threads):
+            say(f"evaluating {args.run} ({args.which} model) at {len(args.delays)} delay(s), {args.n} sequences each")
+            rows = transfer_copying(args.run, args.delays, n=args.n, seed=args.seed, which=args.which, log=say)
     except (CheckpointError, TrainingDiverged) as err:
         return _fail("transfer", err)
-    print(f"{'T':>7}{'loss':>12}{'accuracy':>10}")
+    print(f"{'delay':>7}{'loss':>12}{'accuracy':>10}")
     for r in rows:
-        print(f"{r['T']:>7}{r['loss']:>12.5f}{r['accuracy']:>10.4f}")
+        print(f"{r['delay']:>7}{r['loss']:>12.5f}{r['accuracy']:>10.4f}")
     path = Path(args.run) / "transfer.json"
     old = read_json(path) if path.is_file() else {"results": []}
-    keep = [r for r in old.get("results", []) if (r["T"], r["n"], r["seed"]) not in {(x["T"], x["n"], x["seed"]) for x in rows}]
-    write_json(path, {"which": args.which, "results": sorted(keep + rows, key=lambda r: (r["T"], r["n"], r["seed"]))})
+    key = lambda r: (r["delay"], r["n"], r["seed"])
+    old_rows = [{("delay" if k == "T" else k): v for k, v in r.items()} for r in old.get("results", [])]  # "T": older files
+    keep = [r for r in old_rows if key(r) not in {key(x) for x in rows}]
+    write_json(path, {"which": args.which, "results": sorted(keep + rows, key=key)})
     return 0
 
 
@@ -293,28 +331,19 @@ def _run_plot(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
 
     from .._atomic import atomic_write
-    from ..training.plots import plot_path_norms, plot_runs
-    from ..training.runs import read_history
+    from ..training.plots import curves_figure
+    from ..training.runs import read_history, read_json
 
-    if args.smooth < 1:
-        raise ValueError(f"--smooth must be >= 1, got {args.smooth}")
+    check_int("--smooth", args.smooth, 1)
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise ValueError(f"--labels needs one label per run: {len(args.runs)} run(s), {len(args.labels)} label(s)")
     labels = args.labels or [Path(r).resolve().name for r in args.runs]
     histories = {lab: read_history(r) for lab, r in zip(labels, args.runs)}
-    n = 4 if args.paths else 3
-    fig = Figure(figsize=(4.6 * n, 4), layout="constrained")
-    axes = fig.subplots(1, n)
-    plot_runs(histories, axes[:3], smooth=args.smooth)
-    if args.paths:
-        for lab, h in histories.items():
-            if any("paths" in r for r in h):
-                plot_path_norms(axes[3], h, label=lab if len(histories) > 1 else None)
-        if axes[3].lines:
-            axes[3].legend(fontsize="small")
+    configs = {lab: TrainConfig.from_dict(read_json(Path(r) / "config.json")) for lab, r in zip(labels, args.runs)
+               if (Path(r) / "config.json").is_file()}
+    fig = curves_figure(histories, configs, smooth=args.smooth, paths=args.paths)
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'curves.png'}")
@@ -354,4 +383,7 @@ def _run_data(args) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_eval, _add_transfer, _add_plot, _add_data]
+def register(sub) -> None:
+    """Add `train`, `eval`, `transfer`, `plot` and `data` to the subcommands `sub`."""
+    for add in (_add_train, _add_eval, _add_transfer, _add_plot, _add_data):
+        add(sub)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_choice
 from .split import PARTS, check_group
 
 PART_STYLE = {
@@ -17,6 +18,7 @@ PART_STYLE = {
     "cell": {"color": "tab:blue", "label": "cell path"},
     "h": {"color": "tab:red", "label": "h path"},
 }
+PART_LINESTYLE = {"total": ":", "cell": "-", "h": "--"}  # when one color marks a run
 VARIANT_COLORS = ("black", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
 GROUP_COLORS = ("tab:cyan", "tab:blue", "tab:olive", "tab:gray", "tab:red", "tab:green")
 
@@ -24,11 +26,6 @@ GROUP_COLORS = ("tab:cyan", "tab:blue", "tab:olive", "tab:gray", "tab:red", "tab
 def _check_ax(ax):
     if not hasattr(ax, "plot"):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,7 +39,7 @@ def plot_ratio_vs_scale(ax, result, kind: str = "cell/total", group: str = "all"
     log y), one line per variant ("plain", "p=0.25", ...) of a SuppressionResult: the mean over
     seeds, with a band over seeds (band="minmax", "std" or None)."""
     _check_ax(ax)
-    _check_choice("band", band, ("minmax", "std", None))
+    check_choice("band", band, ("minmax", "std", None))
     variants = result.variants if variants is None else tuple(variants)
     s = result.scales
     for m, v in enumerate(variants):
@@ -89,10 +86,10 @@ def plot_norms_vs_scale(ax, result, group: str = "all", variant: str = "plain", 
     """||g_total||, ||g_cell||, ||g_h|| of one group against the weight scale (log x, log y): the
     geometric mean over seeds, for one variant of a SuppressionResult."""
     _check_ax(ax)
-    _check_choice("variant", variant, result.variants)
+    check_choice("variant", variant, result.variants)
     s = result.scales
     for q in parts:
-        _check_choice("part", q, PARTS)
+        check_choice("part", q, PARTS)
         check_group(group, result.norms[variant][q])
         y = np.asarray(result.norms[variant][q][group], dtype=float)  # (seeds, scales)
         with np.errstate(divide="ignore"):
@@ -114,10 +111,10 @@ def plot_credit_vs_lag(ax, credit, quantity: str = "dc", group: str = "all", par
     quantity: "dh" (dL/dh_t), "dc" (dL/dc_t), "da" (dL/da_t) or "weights" (step t's term in the
     gradient of `group`). yscale: "log" or "symlog" (zeros stay visible on symlog)."""
     _check_ax(ax)
-    _check_choice("quantity", quantity, ("dh", "dc", "da", "weights"))
-    _check_choice("yscale", yscale, ("log", "symlog", "linear"))
+    check_choice("quantity", quantity, ("dh", "dc", "da", "weights"))
+    check_choice("yscale", yscale, ("log", "symlog", "linear"))
     for q in parts:
-        _check_choice("part", q, PARTS)
+        check_choice("part", q, PARTS)
         if quantity == "weights":
             check_group(group, credit.weights[q])
             y = credit.weights[q][group]
@@ -146,9 +143,9 @@ def plot_jacobian_products(ax, products, norm: str = "spec", parts=("full", "cel
     "full" (one line per lambda), "cell" (the product of the A_t alone) and "h" (the rest, per
     lambda > 0). norm: "spec" (spectral) or "fro" (Frobenius); the mean over the batch."""
     _check_ax(ax)
-    _check_choice("norm", norm, ("spec", "fro"))
+    check_choice("norm", norm, ("spec", "fro"))
     for p in parts:
-        _check_choice("part", p, ("full", "cell", "h"))
+        check_choice("part", p, ("full", "cell", "h"))
     lags = products.lags
     full, h = getattr(products, norm), getattr(products, f"h_{norm}")
     for m, lam in enumerate(products.lambdas):
@@ -169,13 +166,17 @@ def plot_jacobian_products(ax, products, norm: str = "spec", parts=("full", "cel
     return ax
 
 
-def plot_path_norms_history(ax, records, group: str = "all", parts=PARTS, ratio: bool = False):
+def plot_path_norms_history(ax, records, group: str = "all", parts=PARTS, ratio: bool = False, label=None, **kw):
     """Gradient-path norms over training iterations (log y).
 
-    records: a list of {"iteration": int, "norms": PathGrads.norms() dict} (a training history).
-    ratio=False draws ||g_part|| of `group` for each part; ratio=True draws ||g_cell|| / ||g_total||
-    and ||g_cell|| / ||g_h||."""
+    records: a list of {"iteration": int, "norms": PathGrads.norms() dict}, or a training history
+    (its records with "paths", logged with log_paths_every > 0). ratio=False draws ||g_part|| of
+    `group` for each part; ratio=True draws ||g_cell|| / ||g_total|| and ||g_cell|| / ||g_h||.
+    label: a prefix for the legend entries (to overlay runs); kw go to `ax.plot` (e.g. color=,
+    the parts are then told apart by line style)."""
     _check_ax(ax)
+    if any(isinstance(r, dict) and "paths" in r for r in records):
+        records = [r["paths"] for r in records if "paths" in r]
     if not records:
         raise ValueError("records is empty; expected a list of {'iteration': int, 'norms': {...}}")
     for r in records:
@@ -186,16 +187,20 @@ def plot_path_norms_history(ax, records, group: str = "all", parts=PARTS, ratio:
     order = np.argsort(it, kind="stable")
     it = it[order]
     get = lambda q: np.array([records[k]["norms"][q][group] for k in order], dtype=float)
+    prefix = f"{label}: " if label else ""
     if ratio:
         with np.errstate(divide="ignore", invalid="ignore"):
-            ax.plot(it, get("cell") / get("total"), color="tab:blue", label="||g_cell|| / ||g_total||")
-            ax.plot(it, get("cell") / get("h"), color="tab:purple", label="||g_cell|| / ||g_h||")
+            ax.plot(it, get("cell") / get("total"), **{"color": "tab:blue", **kw, "label": prefix + "||g_cell|| / ||g_total||"})
+            ax.plot(it, get("cell") / get("h"), **{"color": "tab:purple", "ls": "--" if "color" in kw else "-", **kw,
+                                                  "label": prefix + "||g_cell|| / ||g_h||"})
         ax.set_ylabel(f"norm ratio ({group})")
     else:
         for q in parts:
-            _check_choice("part", q, PARTS)
+            check_choice("part", q, PARTS)
             y = get(q)
-            ax.plot(it, np.where(y > 0, y, np.nan), **PART_STYLE[q])
+            style = {**PART_STYLE[q], **({"ls": PART_LINESTYLE[q]} if "color" in kw else {}), **kw}
+            style["label"] = prefix + PART_STYLE[q]["label"]
+            ax.plot(it, np.where(y > 0, y, np.nan), **style)
         ax.set_ylabel(f"gradient norm ({group})")
     ax.set_yscale("log")
     ax.set_xlabel("iteration")

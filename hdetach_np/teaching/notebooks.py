@@ -17,7 +17,7 @@ Conventions every notebook follows:
   else, e.g. the `def` line and docstring the student completes. A Markdown cell tagged `solution`
   becomes "_Your answer here._".
 - The cell that checks an exercise is tagged `check`: it calls a function of the notebook's module
-  in `hdetach_np.teaching.exercises` (imported as `ex`, e.g. `ex.check_forget_gate_grad(forget_gate_grad)`),
+  in `hdetach_np.teaching.exercises` (imported as `exercises`, e.g. `exercises.check_forget_gate_grad(forget_gate_grad)`),
   which prints "Correct! ..." or raises `ExerciseError` with a hint.
 - Notebooks are committed with the outputs of a full run: `python -m hdetach_np.teaching.notebooks run
   notebooks/`. tests/test_notebooks.py runs each one in fast mode and checks its student copy.
@@ -310,21 +310,12 @@ def run_notebooks(src, fast: bool = False, timeout: float = 600, out=None, force
 # ---------------------------------------------------------------------------------------------
 
 
-def _add_notebooks(sub):
-    p = sub.add_parser(
-        "notebooks",
-        help="make student copies of the teaching notebooks, or execute them",
-        description="Tools for the notebooks in notebooks/: `strip` writes student copies without "
-        "the solutions; `run` executes notebooks and saves them with their outputs.",
-    )
-    _add_notebook_actions(p)
-
-
-def _add_notebook_actions(parser):
+def add_notebook_actions(parser):
+    """Add the actions `strip` and `run` to `parser` (this module's `main`, `hdetach-np notebooks`)."""
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     s = actions.add_parser(
-        "strip",
+        "strip", allow_abbrev=False,
         help="write student copies without the solutions",
         description="Copy each notebook, replacing the code of every cell tagged 'solution' by "
         f"`{CODE_STUB}` (only the lines between '{BEGIN_SOLUTION}' and '{END_SOLUTION}' when "
@@ -338,7 +329,7 @@ def _add_notebook_actions(parser):
                    help="keep the outputs of cells that are not solutions (they may give answers away)")
     s.set_defaults(func=_run_strip)
     r = actions.add_parser(
-        "run",
+        "run", allow_abbrev=False,
         help="execute notebooks and save their outputs (in place unless --out)",
         description="Execute each notebook top to bottom in a fresh kernel of this Python and save "
         "it with its outputs. Without --out this REWRITES each notebook file in place (edits are kept, "
@@ -383,10 +374,10 @@ def _run_run(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hdetach_np.teaching.notebooks",
+        prog="python -m hdetach_np.teaching.notebooks", allow_abbrev=False,
         description="Student copies and execution of the hdetach-np teaching notebooks.",
     )
-    _add_notebook_actions(parser)
+    add_notebook_actions(parser)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

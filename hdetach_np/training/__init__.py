@@ -15,11 +15,11 @@ from .guard import TrainingInterrupted
 from .loop import Model, TrainingDiverged, TrainResult, evaluate, evaluate_run, init_model, train, transfer_copying
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import RunFolderBusy, lock_run_folder, read_history
-from .threads import blas_threads
+from .threads import AUTO_THREADS, blas_threads, resolve_threads
 
 __all__ = [
-    "Adam", "MNISTData", "Model", "RMSprop", "RunFolderBusy", "SGD", "TrainConfig", "TrainResult",
-    "TrainingDiverged", "TrainingInterrupted", "blas_threads", "clip_grad_norm", "evaluate", "evaluate_run",
-    "init_model", "load_mnist", "lock_run_folder", "make_optimizer", "prepare_mnist", "read_history", "train",
-    "transfer_copying",
+    "AUTO_THREADS", "Adam", "MNISTData", "Model", "RMSprop", "RunFolderBusy", "SGD", "TrainConfig",
+    "TrainResult", "TrainingDiverged", "TrainingInterrupted", "blas_threads", "clip_grad_norm", "evaluate",
+    "evaluate_run", "init_model", "load_mnist", "lock_run_folder", "make_optimizer", "prepare_mnist",
+    "read_history", "resolve_threads", "train", "transfer_copying",
 ]

@@ -1,12 +1,22 @@
 """The training configuration: one frozen dataclass, built from CLI flags or a JSON file.
 
-    cfg = TrainConfig.from_dict({"task": "copying", "T": 20, "p": 0.5})   # task defaults fill the rest
-    cfg = TrainConfig.from_json("config.json")                           # unknown keys are rejected
+    cfg = TrainConfig.from_dict({"task": "copying", "p": 0.5})                    # the laptop preset fills the rest
+    cfg = TrainConfig.from_dict({"task": "copying", "p": 0.5}, preset="paper")    # the original experiments
+    cfg = TrainConfig.from_json("config.json")                                   # unknown keys are rejected
 
-Defaults follow the original experiments (docs/paper.md, section 4): copying T=300, hidden 128,
-seed 3, 100,000 training and 5,000 validation sequences, 600 epochs of 1,000 iterations; pixel and
-permuted MNIST hidden 100, seed 400, 50k/10k/10k, 200 epochs; Adam lr 1e-3, batch 100, clipping at
-1.0, h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
+Two presets of task-dependent defaults (`PRESETS`):
+- "laptop" (the default): settings that finish in about half an hour or less on 2 cores, those of
+  the experiment scripts in analysis/: copying delay 10, hidden 128, one-hot input, Adam lr 3e-3,
+  15,000 iterations; pixel and permuted MNIST fed 16 pixels per step (T=49), hidden 100, 16 epochs;
+  adding length 100, 10,000 iterations.
+- "paper": the original experiments: copying delay 300, hidden 128, scalar input, 600 epochs of 1,000
+  iterations; pixel and permuted MNIST one pixel per step, hidden 100, seed 400, 200 epochs; Adam
+  lr 1e-3, h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
+Both: batch 100, clipping at 1.0. docs/training.md gives the expected duration of each.
+
+T is the number of steps of a sequence, as in the core (`sequence_length`): copying delay + 20,
+adding length, MNIST 784 / pixels_per_step. Configs written when the copying delay and the adding
+length were both called "T" still load (`from_dict` reads that key as the task's delay or length).
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from .._validate import check_choice
+from ..lstm import INIT_SCHEMES
 from ..masks import PER
 from .optim import OPTIMIZERS
 
@@ -23,7 +35,7 @@ TASKS = ("copying", "adding", "pixel-mnist", "permuted-mnist")
 MNIST_TASKS = ("pixel-mnist", "permuted-mnist")
 DTYPES = ("float32", "float64")
 DETACH = ("h", "c")
-INITS = ("original", "forget-bias-1")
+INITS = INIT_SCHEMES
 
 
 def _f(default, help, **kw):
@@ -31,12 +43,30 @@ def _f(default, help, **kw):
 
 
 # Task-dependent defaults, applied by `from_dict` under the keys it is given.
-TASK_DEFAULTS = {
-    "copying": dict(T=300, hidden=128, seed=3, epochs=600, n_train=100_000, n_valid=5_000, n_test=0),
-    "adding": dict(T=200, hidden=128, seed=3, epochs=50, n_train=0, n_valid=1_000, n_test=0),
-    "pixel-mnist": dict(T=784, hidden=100, seed=400, epochs=200, n_train=50_000, n_valid=10_000, n_test=10_000),
-    "permuted-mnist": dict(T=784, hidden=100, seed=400, epochs=200, n_train=50_000, n_valid=10_000, n_test=10_000),
+_MNIST_LAPTOP = dict(delay=None, length=None, pixels_per_step=16, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=16,
+                     iterations_per_epoch=0, anneal_p=0, n_train=50_000, n_valid=5_000, n_test=10_000)
+_MNIST_PAPER = dict(delay=None, length=None, pixels_per_step=1, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=200,
+                    iterations_per_epoch=0, anneal_p=40, n_train=50_000, n_valid=10_000, n_test=10_000)
+PRESETS = {
+    "laptop": {
+        "copying": dict(delay=10, length=None, pixels_per_step=1, hidden=128, lr=3e-3, one_hot=True, seed=3, epochs=150,
+                        iterations_per_epoch=100, anneal_p=0, n_train=100_000, n_valid=500, n_test=0),
+        "adding": dict(delay=None, length=100, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=10,
+                       iterations_per_epoch=1000, anneal_p=0, n_train=0, n_valid=1_000, n_test=0),
+        "pixel-mnist": _MNIST_LAPTOP,
+        "permuted-mnist": _MNIST_LAPTOP,
+    },
+    "paper": {
+        "copying": dict(delay=300, length=None, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=600,
+                        iterations_per_epoch=0, anneal_p=40, n_train=100_000, n_valid=5_000, n_test=0),
+        "adding": dict(delay=None, length=200, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=50,
+                       iterations_per_epoch=0, anneal_p=40, n_train=0, n_valid=1_000, n_test=0),
+        "pixel-mnist": _MNIST_PAPER,
+        "permuted-mnist": _MNIST_PAPER,
+    },
 }
+DEFAULT_PRESET = "laptop"
+LEGACY_T = {"copying": "delay", "adding": "length"}  # what the key "T" of older configs meant, per task
 
 
 @dataclass(frozen=True)
@@ -44,12 +74,14 @@ class TrainConfig:
     """Everything that determines a training run (two runs with equal configs give equal results)."""
 
     task: str = _f("copying", "task: " + ", ".join(TASKS))
-    T: int = _f(300, "copying delay T (sequence length T+20) or adding length; pixel MNIST: 784 / pixels_per_step, "
-                     "set automatically", task_default=True)
+    delay: int | None = _f(10, "copying: the delay, i.e. the blank steps between the 10 tokens and the recall "
+                               "marker (the paper's T; sequences of delay + 20 steps); null for other tasks",
+                           task_default=True)
+    length: int | None = _f(None, "adding: the sequence length; null for other tasks", task_default=True)
     hidden: int = _f(128, "LSTM hidden size H", task_default=True)
     batch_size: int = _f(100, "minibatch size N")
     optimizer: str = _f("adam", "optimizer: " + ", ".join(OPTIMIZERS))
-    lr: float = _f(1e-3, "learning rate")
+    lr: float = _f(3e-3, "learning rate", task_default=True)
     momentum: float = _f(0.0, "momentum (sgd, rmsprop)")
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
@@ -60,17 +92,19 @@ class TrainConfig:
     p: float = _f(0.0, "h-detach: probability of BLOCKING the edge h_{t-1} -> gates_t at each step; 0 = plain LSTM")
     detach: str = _f("h", "which edge p cuts: h (h-detach) or c (c-detach, the cell edge c_{t-1} -> c_t)")
     mask_per: str = _f("step", "one Bernoulli draw per: step (shared by the batch, as the original), example or unit")
-    anneal_p: int = _f(40, "switch detaching off in epochs with index > epochs - anneal_p (the last anneal_p-1 "
-                           "epochs, as the original --anneal-p); 0 = never")
+    anneal_p: int = _f(0, "switch detaching off in epochs with index > epochs - anneal_p (the last anneal_p-1 "
+                          "epochs, as the original --anneal-p); 0 = never", task_default=True)
     seed: int = _f(3, "random seed (data, initialisation, minibatches, masks)", task_default=True)
-    epochs: int = _f(600, "number of epochs", task_default=True)
-    iterations_per_epoch: int = _f(0, "iterations per epoch; 0 = n_train // batch_size (1,000 for copying, 500 for MNIST)")
+    epochs: int = _f(150, "number of epochs", task_default=True)
+    iterations_per_epoch: int = _f(100, "iterations per epoch; 0 = n_train // batch_size (adding: 1,000)",
+                                   task_default=True)
     n_train: int = _f(100_000, "training set size (copying: fixed set drawn from the seed; MNIST: the first n_train "
                                "of the 50k training images; adding: 0, fresh data every iteration)", task_default=True)
-    n_valid: int = _f(5_000, "validation set size (MNIST: the first n_valid of the 10k validation images)", task_default=True)
+    n_valid: int = _f(500, "validation set size (MNIST: the first n_valid of the 10k validation images)", task_default=True)
     n_test: int = _f(0, "test set size (MNIST only: the first n_test of the 10k test images)", task_default=True)
-    one_hot: bool = _f(False, "copying: one-hot input (D=10) instead of the raw token value (D=1)")
-    pixels_per_step: int = _f(1, "pixel MNIST: pixels fed per step (must divide 784; 1 = the original task)")
+    one_hot: bool = _f(True, "copying: one-hot input (D=10) instead of the raw token value (D=1)", task_default=True)
+    pixels_per_step: int = _f(1, "pixel MNIST: pixels fed per step (must divide 784; 1 = the original task)",
+                              task_default=True)
     perm_seed: int | None = _f(None, "permuted MNIST: seed of the pixel permutation (default: seed, as the original)")
     init: str = _f("original", "initialisation: " + ", ".join(INITS))
     dtype: str = _f("float32", "floating point type of the whole run: float32 or float64")
@@ -87,7 +121,7 @@ class TrainConfig:
         for name, choices in (("task", TASKS), ("optimizer", OPTIMIZERS), ("detach", DETACH),
                               ("mask_per", PER), ("init", INITS), ("dtype", DTYPES)):
             need(name, getattr(self, name) in choices, "one of " + ", ".join(map(repr, choices)))
-        ints = {"T": 1, "hidden": 1, "batch_size": 1, "anneal_p": 0, "seed": 0, "epochs": 1, "iterations_per_epoch": 0,
+        ints = {"hidden": 1, "batch_size": 1, "anneal_p": 0, "seed": 0, "epochs": 1, "iterations_per_epoch": 0,
                 "n_train": 0, "n_valid": 1, "n_test": 0, "pixels_per_step": 1, "log_every": 1, "log_paths_every": 0,
                 "checkpoint_every": 0, "eval_batch_size": 1}
         for name, lo in ints.items():
@@ -110,8 +144,6 @@ class TrainConfig:
             need("one_hot", not self.one_hot, "false for task " + self.task + " (one-hot input is a copying option)")
         if self.task in MNIST_TASKS:
             need("pixels_per_step", 784 % self.pixels_per_step == 0, "a divisor of 784")
-            need("T", self.T == 784 // self.pixels_per_step, f"784 / pixels_per_step = {784 // self.pixels_per_step} "
-                 "for pixel MNIST (set pixels_per_step instead)")
             need("n_train", 1 <= self.n_train <= 50_000, "in [1, 50000]")
             need("n_valid", self.n_valid <= 10_000, "in [1, 10000]")
             need("n_test", self.n_test <= 10_000, "in [0, 10000]")
@@ -119,8 +151,13 @@ class TrainConfig:
             need("pixels_per_step", self.pixels_per_step == 1, f"1 for task {self.task} (a pixel MNIST option)")
             need("perm_seed", self.perm_seed is None, f"null for task {self.task} (a permuted MNIST option)")
             need("n_test", self.n_test == 0, f"0 for task {self.task} (there is no test set)")
+        for name, task, lo in (("delay", "copying", 1), ("length", "adding", 2)):
+            v = getattr(self, name)
+            if self.task == task:
+                need(name, isinstance(v, int) and not isinstance(v, bool) and v >= lo, f"an integer >= {lo} for task {task}")
+            else:
+                need(name, v is None, f"null for task {self.task} (a {task} option)")
         if self.task == "adding":
-            need("T", self.T >= 2, "an integer >= 2 for the adding task")
             need("n_train", self.n_train == 0, "0 for the adding task (fresh sequences every iteration)")
         if self.task == "copying":
             need("n_train", self.n_train >= 1, "an integer >= 1 for the copying task")
@@ -149,7 +186,10 @@ class TrainConfig:
 
     @property
     def sequence_length(self) -> int:
-        return self.T + 20 if self.task == "copying" else self.T
+        """T, the number of steps of a sequence: copying delay + 20, adding length, MNIST 784 / pixels_per_step."""
+        if self.task == "copying":
+            return self.delay + 20
+        return self.length if self.task == "adding" else 784 // self.pixels_per_step
 
     def p_at_epoch(self, epoch: int) -> float:
         """The detach probability used in `epoch` (0-based): 0 once epoch > epochs - anneal_p."""
@@ -168,23 +208,34 @@ class TrainConfig:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a dict: unknown keys are an error; missing keys take the task's defaults."""
+    def from_dict(cls, d: dict, preset: str = DEFAULT_PRESET) -> "TrainConfig":
+        """Build from a dict: unknown keys are an error; missing keys take the task's defaults in
+        `preset` ("laptop" or "paper", see `PRESETS`)."""
         if not isinstance(d, dict):
             raise TypeError(f"a config must be a JSON object / dict, got {type(d).__name__}")
-        unknown = sorted(set(d) - set(cls.keys()))
+        unknown = sorted(set(d) - set(cls.keys()) - {"T"})
         if unknown:
             raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; "
                              f"expected keys among: {', '.join(cls.keys())}")
+        check_choice("preset", preset, tuple(PRESETS))
         task = d.get("task", "copying")
-        if task not in TASKS:
-            raise ValueError(f"config task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
-        merged = dict(TASK_DEFAULTS[task])
-        if task in MNIST_TASKS:  # T follows pixels_per_step; a T given must agree (checked in __post_init__)
-            k = d.get("pixels_per_step", 1)
-            merged["T"] = 784 // k if isinstance(k, int) and k >= 1 else 784
-        merged.update(d)
-        return cls(**merged)
+        check_choice("config task", task, TASKS)
+        return cls(**{**PRESETS[preset][task], **cls._from_legacy(d, task)})
+
+    @staticmethod
+    def _from_legacy(d: dict, task: str) -> dict:
+        """A config written before `delay` and `length` had the key "T": the copying delay, the adding
+        length, or for pixel MNIST 784 / pixels_per_step (then it must agree)."""
+        if "T" not in d:
+            return d
+        d = dict(d)
+        T = d.pop("T")
+        if task in LEGACY_T:
+            d.setdefault(LEGACY_T[task], T)
+        elif T != 784 // d.get("pixels_per_step", 1):
+            raise ValueError(f"config T must be 784 / pixels_per_step = {784 // d.get('pixels_per_step', 1)} for pixel "
+                             f"MNIST, got {T!r} (T is no longer a config key: set pixels_per_step)")
+        return d
 
     @classmethod
     def from_json(cls, path) -> "TrainConfig":

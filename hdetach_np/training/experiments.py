@@ -1,6 +1,6 @@
 """Shared machinery of the experiment scripts in analysis/: run a batch of trainings, summarise them.
 
-    jobs = [Job("p0.5-seed0", {"task": "copying", "T": 5, "p": 0.5, "seed": 0, ...})]
+    jobs = [Job("p0.5-seed0", {"task": "copying", "delay": 5, "p": 0.5, "seed": 0, ...})]
     done = run_jobs(jobs, runs_dir="runs/experiments", workers=2)   # {name: run folder}
     hist = read_history(done["p0.5-seed0"])
     first_reach(hist, (0.5, 0.9, 0.99))                              # {0.5: iteration or None, ...}
@@ -27,6 +27,7 @@ import numpy as np
 
 from . import runs
 from .config import TrainConfig
+from .threads import blas_threads
 
 THRESHOLDS = (0.5, 0.9, 0.99)
 
@@ -44,16 +45,6 @@ class Job:
         TrainConfig.from_dict(self.config)  # rejects unknown keys and bad values now, not in a worker
 
 
-def limit_blas_threads():
-    """Limit BLAS to one thread in this process (threadpoolctl if present, else the env variables
-    set by `run_jobs` before the workers started)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is optional
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def is_complete(run_dir, config: dict) -> bool:
     """True when `run_dir` holds a finished run of exactly this config."""
     run = Path(run_dir)
@@ -68,7 +59,7 @@ def is_complete(run_dir, config: dict) -> bool:
 def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
     from .loop import TrainingDiverged, train
 
-    limit_blas_threads()
+    blas_threads(1)  # one thread per worker process
     run = Path(run_dir)
     if run.exists():
         shutil.rmtree(run)  # an unfinished or different run: start again
@@ -259,12 +250,12 @@ def _jsonable(o):
 # sweep (3 variants x 5 seeds) take about an hour on 2 cores. The paper: T=100/300, hidden 128,
 # scalar input, lr 1e-3, 100,000 training sequences, 600,000 iterations; docs/results.md
 # says how this setting was chosen and why it differs.
-COPYING = dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
+COPYING = dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
                n_train=100_000, n_valid=500, iterations_per_epoch=100, epochs=150, anneal_p=0,
                log_paths_every=100)
 
 # Smaller still, for the --quick modes (seconds).
-COPYING_QUICK = dict(COPYING, T=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=5, epochs=3,
+COPYING_QUICK = dict(COPYING, delay=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=5, epochs=3,
                      batch_size=10, log_paths_every=5)
 
 
@@ -306,9 +297,10 @@ def copying_variant(p: float = 0.0, detach: str = "h", clip: float | None = None
 
 
 def job_name(cfg: dict, seed: int) -> str:
-    """A run-folder name that spells out the settings that vary between experiment runs."""
+    """A run-folder name that spells out the settings that vary between experiment runs (the copying
+    delay as "T<delay>", the paper's name, which also keeps earlier run folders reusable)."""
     c = TrainConfig.from_dict(cfg)
-    parts = [c.task, f"T{c.T}" if c.task == "copying" else f"k{c.pixels_per_step}", f"H{c.hidden}",
+    parts = [c.task, f"T{c.delay}" if c.task == "copying" else f"k{c.pixels_per_step}", f"H{c.hidden}",
              f"lr{c.lr:g}", f"it{c.total_iterations}", f"{c.detach}{c.p:g}", f"clip{c.clip:g}"]
     if c.one_hot:
         parts.append("onehot")
@@ -454,7 +446,7 @@ def base_parser(doc: str, runs_default: str = "runs/experiments"):
     """The options every experiment script shares: --out, --quick, --runs, --workers, --seeds."""
     import argparse
 
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder for the figure, JSON and markdown table")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds (for CI)")
@@ -476,7 +468,7 @@ def scale_parser(doc: str, N: int):
     --scales (factors on Wh). `N` is the default batch size."""
     import argparse
 
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")

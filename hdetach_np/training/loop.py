@@ -1,6 +1,6 @@
 """The training engine: an LSTM with a linear readout, trained on a task, with h-detach.
 
-    cfg = TrainConfig.from_dict({"task": "copying", "T": 10, "hidden": 32, "lr": 1e-2, "epochs": 3,
+    cfg = TrainConfig.from_dict({"task": "copying", "delay": 10, "hidden": 32, "lr": 1e-2, "epochs": 3,
                                  "iterations_per_epoch": 100, "n_train": 1000, "n_valid": 200})
     result = train(cfg, run_dir="runs/copy-T10")        # run_dir=None trains in memory only
     result.history[-1], result.best                     # records (see runs.py), best validation
@@ -40,6 +40,7 @@ from ..losses import mse_loss, softmax_cross_entropy
 from ..lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
 from ..masks import sample_h_detach_mask
 from .optim import Optimizer, clip_grad_norm, make_optimizer
+from .progress import DurationEstimate
 from ..paths.split import gradient_paths
 from ..tasks import (COPY_CLASSES, COPY_INPUTS, MNIST_CLASSES, adding_data, copying_accuracy_steps,
                     copying_sequences, copying_sets, copying_tokens, mnist_permutation, pixel_sequences)
@@ -124,8 +125,8 @@ class CopyingData(TaskData):
 
     classify, last_only = True, False
 
-    def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator, T: int | None = None, tokens=None):
-        self.T = cfg.T if T is None else T
+    def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator, delay: int | None = None, tokens=None):
+        self.T = cfg.delay if delay is None else delay  # the copying delay
         self.one_hot, self.dtype, self.N = cfg.one_hot, np.dtype(cfg.dtype), cfg.batch_size
         self.input_size = COPY_INPUTS if cfg.one_hot else 1
         self.output_size = COPY_CLASSES
@@ -154,9 +155,9 @@ class AddingData(TaskData):
     classify, last_only = False, True
 
     def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator):
-        self.T, self.N, self.dtype = cfg.T, cfg.batch_size, np.dtype(cfg.dtype)
-        self.input_size, self.output_size, self.steps = 2, 1, cfg.T
-        self.valid = adding_data(cfg.n_valid, cfg.T, data_rng, dtype=self.dtype)
+        self.T, self.N, self.dtype = cfg.length, cfg.batch_size, np.dtype(cfg.dtype)
+        self.input_size, self.output_size, self.steps = 2, 1, cfg.length
+        self.valid = adding_data(cfg.n_valid, cfg.length, data_rng, dtype=self.dtype)
         self.splits = {"valid": cfg.n_valid}
 
     def train_batch(self, iteration, rng):
@@ -176,7 +177,7 @@ class MNISTData(TaskData):
     def __init__(self, cfg: TrainConfig, mnist):
         self.cfg, self.N, self.dtype = cfg, cfg.batch_size, np.dtype(cfg.dtype)
         self.k = cfg.pixels_per_step
-        self.input_size, self.output_size, self.steps = self.k, MNIST_CLASSES, cfg.T
+        self.input_size, self.output_size, self.steps = self.k, MNIST_CLASSES, cfg.sequence_length
         self.order = None
         if cfg.task == "permuted-mnist":
             self.order = mnist_permutation(cfg.seed if cfg.perm_seed is None else cfg.perm_seed)
@@ -475,6 +476,7 @@ def _train(cfg: TrainConfig, run_dir, guard, *, resume, stop_after, quiet, mnist
     last_ckpt = start if resume else None
     t0 = time.perf_counter()
     bar = _progress(cfg, start, total, quiet)
+    estimate = DurationEstimate(start, stop)
     say = (bar.write if bar is not None else lambda s: print(s, flush=True)) if not quiet else (lambda s: None)
 
     def seconds():
@@ -484,7 +486,7 @@ def _train(cfg: TrainConfig, run_dir, guard, *, resume, stop_after, quiet, mnist
         nonlocal last_ckpt
         if ckpt_path is None:
             return
-        meta = {"iteration": k, "epoch": k // ipe, "best": best, "rng": rng.bit_generator.state,
+        meta = {"iteration": k, "epochs_completed": k // ipe, "best": best, "rng": rng.bit_generator.state,
                 "config": cfg.to_dict(), "seconds": seconds(), "optimizer": cfg.optimizer}
         history.flush()
         runs.save_checkpoint(ckpt_path, model.arrays(), meta, opt.state_dict())
@@ -494,7 +496,7 @@ def _train(cfg: TrainConfig, run_dir, guard, *, resume, stop_after, quiet, mnist
     def diverged(k, epoch, what):
         where = (f"the last good checkpoint is {ckpt_path} (iteration {last_ckpt})" if last_ckpt is not None
                  else "no checkpoint was written before it")
-        msg = (f"{what} at iteration {k} (epoch {epoch}); training stopped, {where}. "
+        msg = (f"{what} at iteration {k} (epoch {epoch + 1}); training stopped, {where}. "
                "Try a smaller --lr or gradient clipping (--clip 1)")
         history.write({"iteration": k, "event": "diverged", "message": msg})
         history.flush()
@@ -527,10 +529,13 @@ def _train(cfg: TrainConfig, run_dir, guard, *, resume, stop_after, quiet, mnist
             if not all(np.isfinite(a).all() for a in model.arrays().values()):
                 diverged(k, epoch, "non-finite parameters after the update")
             if k % cfg.log_every == 0:
-                history.write({"iteration": k, "epoch": epoch, "loss": res.loss, "accuracy": res.accuracy,
+                history.write({"iteration": k, "epoch": epoch + 1, "loss": res.loss, "accuracy": res.accuracy,
                                "grad_norm": norm, "clipped": clipped, "p": p})
             if paths is not None:
                 history.write({"iteration": k, "paths": paths})
+            note = estimate.after_iteration(k)
+            if note:
+                say(note)
             if bar is not None:
                 bar.update(1)
                 if k % 10 == 0 or k == stop:
@@ -556,7 +561,7 @@ def _train(cfg: TrainConfig, run_dir, guard, *, resume, stop_after, quiet, mnist
     complete = k >= total
     if run is not None:
         runs.write_json(run / runs.SUMMARY, {
-            "iteration": k, "epoch": k / ipe, "complete": complete, "best": best, "seconds": seconds(),
+            "iteration": k, "epochs_completed": k / ipe, "complete": complete, "best": best, "seconds": seconds(),
             "seconds_per_iteration_this_session": (time.perf_counter() - t0) / max(k - start, 1),
         })
     guard.raise_if_stopped(k, complete)
@@ -568,25 +573,25 @@ def _end_of_epoch(cfg, model, task, run, history, k, epoch, best, secs, say):
     if not math.isfinite(ev["loss"]):
         raise TrainingDiverged(f"non-finite validation loss ({ev['loss']})")
     improved = _better(task, ev, best)
-    history.write({"iteration": k, "epoch": epoch, "split": "valid", "loss": ev["loss"], "accuracy": ev["accuracy"],
+    history.write({"iteration": k, "epoch": epoch + 1, "split": "valid", "loss": ev["loss"], "accuracy": ev["accuracy"],
                    "best": improved, "seconds": secs})
     line = f"epoch {epoch + 1}/{cfg.epochs}: valid loss {ev['loss']:.4f}"
     if ev["accuracy"] is not None:
         line += f", accuracy {ev['accuracy']:.4f}"
     if improved:
-        best = {"iteration": k, "epoch": epoch, "loss": ev["loss"], "accuracy": ev["accuracy"]}
+        best = {"iteration": k, "epoch": epoch + 1, "loss": ev["loss"], "accuracy": ev["accuracy"]}
         if "test" in task.splits:
             te = evaluate(model, task, "test", cfg.eval_batch_size)
             if not math.isfinite(te["loss"]):
                 raise TrainingDiverged(f"non-finite test loss ({te['loss']})")
-            history.write({"iteration": k, "epoch": epoch, "split": "test", "loss": te["loss"],
+            history.write({"iteration": k, "epoch": epoch + 1, "split": "test", "loss": te["loss"],
                            "accuracy": te["accuracy"], "best": True, "seconds": secs})
             best.update(test_loss=te["loss"], test_accuracy=te["accuracy"])
             line += f" (best; test accuracy {te['accuracy']:.4f})"
         else:
             line += " (best)"
         if run is not None:
-            runs.save_checkpoint(run / runs.BEST, model.arrays(), {"iteration": k, "epoch": epoch, "best": best,
+            runs.save_checkpoint(run / runs.BEST, model.arrays(), {"iteration": k, "epoch": epoch + 1, "best": best,
                                                                    "config": cfg.to_dict()})
     say(line)
     return best
@@ -636,17 +641,20 @@ def evaluate_run(run_dir, which: str = "best", splits=None, mnist=None, data_dir
     return {s: evaluate(model, task, s, cfg.eval_batch_size) for s in splits}
 
 
-def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "best") -> list[dict]:
-    """Evaluate a copying run's model on n fresh sequences at each delay T in Ts (seed 555 per T)."""
+def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "best", log=None) -> list[dict]:
+    """Evaluate a copying run's model on n fresh sequences at each delay in Ts (seed 555 per delay):
+    [{"delay", "loss", "accuracy", "n", "seed"}]. log: None or a function called with one line per delay."""
     cfg, model, _ = load_run(run_dir, which)
     if cfg.task != "copying":
         raise ValueError(f"transfer needs a copying run, got task {cfg.task!r}")
     out = []
     for T in Ts:
         if not isinstance(T, int) or T < 1:
-            raise ValueError(f"every T must be an integer >= 1, got {T!r}")
+            raise ValueError(f"every delay must be an integer >= 1, got {T!r}")
         tokens = copying_tokens(n, np.random.default_rng(seed))
-        task = CopyingData(cfg, None, T=T, tokens=tokens)
+        task = CopyingData(cfg, None, delay=T, tokens=tokens)
         ev = evaluate(model, task, "valid", cfg.eval_batch_size)
-        out.append({"T": T, "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"], "seed": seed})
+        out.append({"delay": T, "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"], "seed": seed})
+        if log is not None:
+            log(f"  delay {T}: accuracy {ev['accuracy']:.4f} ({len(out)}/{len(Ts)})")
     return out

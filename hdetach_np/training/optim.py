@@ -23,21 +23,13 @@ import math
 
 import numpy as np
 
+from .._validate import check_positive
+
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 
-def _check_positive(name, v, allow_zero=False):
-    try:
-        v = float(v)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a number, got {v!r}") from err
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
-    return v
-
-
 def _check_unit(name, v):
-    v = _check_positive(name, v, allow_zero=True)
+    v = check_positive(name, v, allow_zero=True)
     if v >= 1:
         raise ValueError(f"{name} must be in [0, 1), got {v!r}")
     return v
@@ -55,8 +47,8 @@ class Optimizer:
             if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
                 raise TypeError(f"params[{k!r}] must be a float array, got {type(p).__name__}")
         self.params = params
-        self.lr = _check_positive("lr", lr)
-        self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
+        self.lr = check_positive("lr", lr)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.steps = 0
         self.state: dict[str, np.ndarray] = {}
 
@@ -136,7 +128,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2 = (_check_unit(f"betas[{i}]", b) for i, b in enumerate(betas))
-        self.eps = _check_positive("eps", eps, allow_zero=True)
+        self.eps = check_positive("eps", eps, allow_zero=True)
 
     def buffer_names(self):
         return ("m", "v")
@@ -190,7 +182,7 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
         self.alpha = _check_unit("alpha", alpha)
-        self.eps = _check_positive("eps", eps, allow_zero=True)
+        self.eps = check_positive("eps", eps, allow_zero=True)
         self.momentum = _check_unit("momentum", momentum)
 
     def buffer_names(self):
@@ -234,7 +226,7 @@ def clip_grad_norm(grads: dict, max_norm: float) -> tuple[float, bool]:
     below 1. Returns (the norm before clipping, whether the gradients were scaled). A non-finite
     norm is returned as is, with nothing scaled.
     """
-    max_norm = _check_positive("max_norm", max_norm, allow_zero=True)
+    max_norm = check_positive("max_norm", max_norm, allow_zero=True)
     norm = global_norm(grads)
     if max_norm == 0 or not math.isfinite(norm):
         return norm, False

@@ -67,23 +67,18 @@ def plot_grad_norm(ax, history: list, label=None, smooth: int = 50, **kw):
     return ax
 
 
-def path_norm_curve(history: list, part: str = "cell", param: str = "all"):
-    """(iterations, norms) of one part ("total", "cell", "h") of the logged gradient-path norms."""
-    recs = [r["paths"] for r in history if "paths" in r]
-    return (np.array([p["iteration"] for p in recs], dtype=float),
-            np.array([p["norms"][part][param] for p in recs], dtype=float))
+def chance_accuracy(task: str) -> float | None:
+    """The accuracy of guessing: copying 1/8 (the recalled tokens take 8 values), MNIST 1/10;
+    None for the adding task (a regression)."""
+    return {"copying": 1 / 8, "pixel-mnist": 1 / 10, "permuted-mnist": 1 / 10}.get(task)
 
 
-def plot_path_norms(ax, history: list, param: str = "all", label=None, **kw):
-    """The cell-path and h-path gradient norms logged during training (log_paths_every > 0)."""
-    prefix = f"{label}: " if label else ""
-    for part, style in (("cell", "-"), ("h", "--")):
-        it, v = path_norm_curve(history, part, param)
-        ax.plot(it, v, style, label=f"{prefix}{part} path", **kw)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"gradient norm of {param}")
-    return ax
+def run_title(cfg) -> str:
+    """A one-line description of a run's config (a TrainConfig) for figure titles."""
+    size = {"copying": f"delay {cfg.delay}", "adding": f"length {cfg.length}"}.get(
+        cfg.task, f"{cfg.pixels_per_step} pixel(s) per step")
+    detach = f"{cfg.detach}-detach p={cfg.p:g}" if cfg.p > 0 else "no detach"
+    return f"{cfg.task}, {size}, hidden {cfg.hidden}, {cfg.optimizer} lr {cfg.lr:g}, {detach}"
 
 
 def plot_runs(histories: dict, axes, smooth: int = 50):
@@ -100,3 +95,43 @@ def plot_runs(histories: dict, axes, smooth: int = 50):
         if ax.lines:
             ax.legend(fontsize="small")
     return axes
+
+
+def curves_figure(histories: dict, configs: dict, smooth: int = 50, paths: bool = False):
+    """The figure of `hdetach-np plot`: runs ({label: history}, configs {label: TrainConfig}) overlaid.
+
+    Panels: training loss; once a validation has run, validation loss and accuracy (with the chance
+    level of the task); with `paths`, the logged cell/h-path gradient norms. The title describes the
+    runs. Returns a matplotlib Figure (not attached to pyplot)."""
+    from matplotlib.figure import Figure
+
+    from ..paths.plots import plot_path_norms_history
+
+    validated = any(len(eval_curve(h, "valid", "loss")[0]) for h in histories.values())
+    n = (3 if validated else 1) + bool(paths)
+    fig = Figure(figsize=(4.6 * n, 4.4), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, n)))
+    if validated:
+        plot_runs(histories, axes[:3], smooth=smooth)
+        for level in sorted({chance_accuracy(c.task) for c in configs.values()} - {None}):
+            axes[2].axhline(level, color="gray", ls=":", lw=1, label=f"chance ({level:.3g})")
+            axes[2].legend(fontsize="small")
+    else:  # no validation yet: the training loss alone
+        for label, h in histories.items():
+            plot_training_loss(axes[0], h, label=label, smooth=smooth)
+        axes[0].grid(True, alpha=0.3)
+        axes[0].legend(fontsize="small")
+    if paths:
+        ax = axes[-1]
+        for j, (label, h) in enumerate(histories.items()):
+            if any("paths" in r for r in h):
+                plot_path_norms_history(ax, h, **({"color": f"C{j}", "label": label} if len(histories) > 1 else {}))
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no gradient-path norms logged\n(train with --log-paths-every K)",
+                    ha="center", va="center", transform=ax.transAxes)
+    titles = sorted({run_title(c) for c in configs.values()})
+    title = "; ".join(titles) if 0 < len(titles) <= 2 else f"{len(histories)} runs"
+    if not validated:
+        title += " (no validation yet: it runs at the end of each epoch)"
+    fig.suptitle(title, fontsize="medium")
+    return fig

@@ -7,14 +7,16 @@
     RUN/best.npz         the parameters at the best validation epoch
     RUN/summary.json     written when training stops: best validation, test at best, timing
 
-History records all carry "iteration" (the number of parameter updates done):
+History records all carry "iteration" (the number of parameter updates done); "epoch" is the
+epoch number counted from 1, as the console prints it (older run folders
+count from 0); summary.json's "epochs_completed" is iteration / iterations per epoch:
     {"iteration", "epoch", "loss", "accuracy", "grad_norm", "clipped", "p"}      a training step
     {"iteration", "epoch", "split": "valid"|"test", "loss", "accuracy", "best", "seconds"}   an evaluation
     {"iteration", "paths": {"iteration", "norms": PathGrads.norms()}}           gradient path norms
     {"iteration", "event": "diverged", "message"}                             a run stopped on NaN/inf
 
 Checkpoints are .npz files written atomically (temporary file + rename): arrays "param/<name>" and
-"opt/<key>", and "meta", a JSON string with the iteration, epoch, best, RNG state and config.
+"opt/<key>", and "meta", a JSON string with the iteration, epochs completed, best, RNG state and config.
 
 One process at a time works in a run folder: `lock_run_folder` holds an OS lock on the folder for
 the life of the run, which the operating system drops when the process ends in any way.
