@@ -73,3 +73,11 @@ def check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
     return value
+
+
+def check_unit_interval(name: str, s: np.ndarray) -> None:
+    """Raise a ValueError naming the first value of `s` outside [0, 1] (NaN included)."""
+    if not np.all((s >= 0) & (s <= 1)):  # NaN fails both comparisons
+        bad = s[~((s >= 0) & (s <= 1))].ravel()[0]
+        raise ValueError(f"{name} values must be in [0, 1], got {float(bad)!r}")
+
