@@ -264,7 +264,7 @@ class Adjoints:
     da: np.ndarray  # (S, N, 4H): dL/da_t of the current step
     dx: np.ndarray  # (S, T, N, D): dL/dx_t, filled step by step
     dW: np.ndarray  # (S, 4H, D+1+H): each stream's [dWx; db; dWh] transposed, summed over the steps
-    cell: CellWork  # cell.dc_t (S, N, H) is dL/dc_t, everything that reaches c_t
+    cell: CellWork  # cell.dc_t (S, N, H) is dL/dc_t, everything that reaches c_t ((N, H) if S = 1)
 
     def grads(self, s: int) -> LSTMGrads:
         """The LSTMGrads of stream s (after the loop)."""
@@ -300,24 +300,34 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
     dc[...] = 0 if dcT is None else dcT
     da_rows = np.empty((S * 4 * H, N), dt)  # dL/da_t of every stream, as the rows of one matrix
     da = da_rows.reshape(S, 4 * H, N).transpose(0, 2, 1)  # (S, N, 4H)
-    adj = Adjoints(dh, dc, da, np.empty((S, T, N, D), dt), np.zeros((S, 4 * H, D + 1 + H), dt),
-                   cell_work(N, H, dt, S))
-    dW_rows, dW_t = adj.dW.reshape(S * 4 * H, D + 1 + H), np.empty((S * 4 * H, D + 1 + H), dt)
-    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
-    WxT = WhxT[:, H:]  # (4H, D)
+    # the weight gradients of every stream, summed over the steps, from one matmul per step whose
+    # orientation is the faster one measured (OpenBLAS): float32 da_t^T [x_t, 1, h_{t-1}]^T (4H, D+1+H),
+    # float64 [x_t, 1, h_{t-1}] da_t (D+1+H, 4H)
     xh = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
     xh[D] = 1
+    if dt == np.float32:
+        dW_sum, dW_t = np.zeros((S * 4 * H, D + 1 + H), dt), np.empty((S * 4 * H, D + 1 + H), dt)
+        dW, left, right = dW_sum.reshape(S, 4 * H, D + 1 + H), da_rows, xh.T
+    else:
+        dW_sum, dW_t = np.zeros((D + 1 + H, S * 4 * H), dt), np.empty((D + 1 + H, S * 4 * H), dt)
+        dW, left, right = dW_sum.reshape(D + 1 + H, S, 4 * H).transpose(1, 2, 0), xh, da_rows.T
+    adj = Adjoints(dh, dc, da, np.empty((S, T, N, D), dt), dW, cell_work(N, H, dt, None if S == 1 else S))
+    # the elementwise work of a step runs on all streams at once; one stream is a plain (N, H)
+    # array (measured: broadcasting over a stream axis of length 1 costs more than it saves)
+    dh_all, dc_all, da_all = (dh[0], dc[0], da[0]) if S == 1 else (dh, dc, da)
+    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
+    WxT = WhxT[:, H:]  # (4H, D)
     detached = [np.zeros(T, bool) if s is None or s.shape[1:] != (1, 1) else s[:, 0, 0] == 0 for s in h_scales]
     for t in range(T - 1, -1, -1):
         if dhs is not None:
-            dh += dhs[t]  # the loss at step t reaches h_t directly (every stream)
+            dh_all += dhs[t]  # the loss at step t reaches h_t directly (every stream)
         # backprop through the cell of step t (every stream at once): dL/da_t, and dL/dc_{t-1} into dc
-        lstm_cell_backward(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da, dc, adj.cell)
-        # the weights, through a_t = [x_t, 1, h_{t-1}] W: dW^T += da_t^T [x_t, 1, h_{t-1}]
+        lstm_cell_backward(dh_all, dc_all, cache.gates[t], cache.tanh_c[t], cache.c[t], da_all, dc_all, adj.cell)
+        # the weights, through a_t = [x_t, 1, h_{t-1}] W: dW += [x_t, 1, h_{t-1}]^T da_t
         xh[:D] = cache.x[t].T
         xh[D + 1:] = cache.h[t].T
-        np.matmul(da_rows, xh.T, out=dW_t)
-        dW_rows += dW_t
+        np.matmul(left, right, out=dW_t)
+        dW_sum += dW_t
         yield t, adj
         # backprop into x_t and, along the edge h_{t-1} -> a_t scaled by h_scale[t], into h_{t-1}
         for s, h_scale in enumerate(h_scales):
@@ -331,7 +341,7 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
         adj.dx[:, t] = dx_t
         # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
         if c_scale is not None:
-            dc *= c_scale[t]
+            dc_all *= c_scale[t]
 
 
 def check_backward_inputs(dhs, cache, dhT=None, dcT=None) -> tuple[int, int, int, np.dtype]:
