@@ -123,16 +123,16 @@ def lstm_forward_steps(params: LSTMParams, x, h0=None, c0=None, *, h_scale=None,
     """
     T, N, _ = check_array("x", x, (None, None, params.input_size), params.dtype, letters="TND").shape
     H, dt = params.hidden_size, params.dtype
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    if (hsc is not None or csc is not None) and anchor is None:
+    h_scale = edge_scale(h_scale, "h_scale", T, N, H, dt)
+    c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    if (h_scale is not None or c_scale is not None) and anchor is None:
         raise ValueError("h_scale and c_scale in a forward pass need the anchor (the LSTMCache of lstm_forward)")
     h = np.zeros((N, H), dt) if h0 is None else h0
     c = np.zeros((N, H), dt) if c0 is None else c0
     hs, cs, caches = [], [], []
     for t in range(T):
-        h_in = h if hsc is None else hsc[t] * h + (1 - hsc[t]) * anchor.h[t]
-        c_in = c if csc is None else csc[t] * c + (1 - csc[t]) * anchor.c[t]
+        h_in = h if h_scale is None else h_scale[t] * h + (1 - h_scale[t]) * anchor.h[t]
+        c_in = c if c_scale is None else c_scale[t] * c + (1 - c_scale[t]) * anchor.c[t]
         h, c, step_cache = lstm_step_forward(x[t], h_in, c_in, params)
         hs.append(h)
         cs.append(c)
@@ -153,15 +153,15 @@ def lstm_backward_steps(dhs, caches: list[StepCache], h_scale=None, c_scale=None
     p = caches[0].params
     if dhs is not None:
         check_array("dhs", dhs, (T, N, H), p.dtype, letters="TNH")
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, p.dtype)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, p.dtype)
+    h_scale = edge_scale(h_scale, "h_scale", T, N, H, p.dtype)
+    c_scale = edge_scale(c_scale, "c_scale", T, N, H, p.dtype)
     dh = np.zeros((N, H), p.dtype) if dhT is None else dhT  # nothing comes from after step T
     dc = np.zeros((N, H), p.dtype) if dcT is None else dcT
     steps = [None] * T
     for t in reversed(range(T)):
         if dhs is not None:
             dh = dh + dhs[t]  # the loss at step t reaches h_t directly
-        steps[t] = lstm_step_backward(dh, dc, caches[t], _one_step(hsc, t), _one_step(csc, t))
+        steps[t] = lstm_step_backward(dh, dc, caches[t], _one_step(h_scale, t), _one_step(c_scale, t))
         dh, dc = steps[t].h_prev, steps[t].c_prev  # dL/dh_{t-1}, dL/dc_{t-1} through step t
     grads = LSTMGrads(  # the weights are shared by all steps: their gradients add up
         Wx=sum(g.Wx for g in steps), Wh=sum(g.Wh for g in steps), b=sum(g.b for g in steps),
@@ -237,16 +237,16 @@ def lstm_forward(params: LSTMParams, x, h0=None, c0=None, reuse: LSTMCache | Non
     gates, tanh_c = gatesT.transpose(0, 2, 1), tanh_cT.transpose(0, 2, 1)  # (T, N, 4H), (T, N, H)
 
     W = stacked_weights(params)  # (D+1+H, 4H)
-    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
-    xhT[D] = 1
-    xhT[D + 1:] = hT[0]
+    inputs = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
+    inputs[D] = 1
+    inputs[D + 1:] = hT[0]
     work = unit_major(N, H, dt)
     for t in range(T):
-        xhT[:D] = x[t].T
-        np.matmul(xhT.T, W, out=gates[t])  # a_t = [x_t, 1, h_{t-1}] W, written into the cache
+        inputs[:D] = x[t].T
+        np.matmul(inputs.T, W, out=gates[t])  # a_t = [x_t, 1, h_{t-1}] W, written into the cache
         activate_gates(gates[t])
         cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1], work)
-        xhT[D + 1:] = hT[t + 1]
+        inputs[D + 1:] = hT[t + 1]
     return h[1:], LSTMCache(x, h, c, gates, tanh_c, params)
 
 
@@ -303,20 +303,20 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
     # the weight gradients of every stream, summed over the steps, from one matmul per step whose
     # orientation is the faster one measured (OpenBLAS): float32 da_t^T [x_t, 1, h_{t-1}]^T (4H, D+1+H),
     # float64 [x_t, 1, h_{t-1}] da_t (D+1+H, 4H)
-    xh = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
-    xh[D] = 1
+    inputs = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
+    inputs[D] = 1
     if dt == np.float32:
         dW_sum, dW_t = np.zeros((S * 4 * H, D + 1 + H), dt), np.empty((S * 4 * H, D + 1 + H), dt)
-        dW, left, right = dW_sum.reshape(S, 4 * H, D + 1 + H), da_rows, xh.T
+        dW, left, right = dW_sum.reshape(S, 4 * H, D + 1 + H), da_rows, inputs.T
     else:
         dW_sum, dW_t = np.zeros((D + 1 + H, S * 4 * H), dt), np.empty((D + 1 + H, S * 4 * H), dt)
-        dW, left, right = dW_sum.reshape(D + 1 + H, S, 4 * H).transpose(1, 2, 0), xh, da_rows.T
+        dW, left, right = dW_sum.reshape(D + 1 + H, S, 4 * H).transpose(1, 2, 0), inputs, da_rows.T
     adj = Adjoints(dh, dc, da, np.empty((S, T, N, D), dt), dW, cell_work(N, H, dt, None if S == 1 else S))
     # the elementwise work of a step runs on all streams at once; one stream is a plain (N, H)
     # array (measured: broadcasting over a stream axis of length 1 costs more than it saves)
     dh_all, dc_all, da_all = (dh[0], dc[0], da[0]) if S == 1 else (dh, dc, da)
-    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
-    WxT = WhxT[:, H:]  # (4H, D)
+    Wh_Wx_T = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D) = [Wh; Wx]^T: [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
+    Wx_T = Wh_Wx_T[:, H:]  # (4H, D)
     detached = [np.zeros(T, bool) if s is None or s.shape[1:] != (1, 1) else s[:, 0, 0] == 0 for s in h_scales]
     for t in range(T - 1, -1, -1):
         if dhs is not None:
@@ -324,18 +324,18 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
         # backprop through the cell of step t (every stream at once): dL/da_t, and dL/dc_{t-1} into dc
         lstm_cell_backward(dh_all, dc_all, cache.gates[t], cache.tanh_c[t], cache.c[t], da_all, dc_all, adj.cell)
         # the weights, through a_t = [x_t, 1, h_{t-1}] W: dW += [x_t, 1, h_{t-1}]^T da_t
-        xh[:D] = cache.x[t].T
-        xh[D + 1:] = cache.h[t].T
+        inputs[:D] = cache.x[t].T
+        inputs[D + 1:] = cache.h[t].T
         np.matmul(left, right, out=dW_t)
         dW_sum += dW_t
         yield t, adj
         # backprop into x_t and, along the edge h_{t-1} -> a_t scaled by h_scale[t], into h_{t-1}
         for s, h_scale in enumerate(h_scales):
             if detached[s][t]:
-                np.matmul(da[s], WxT, out=dx_t[s])  # a detached step needs no Wh product
+                np.matmul(da[s], Wx_T, out=dx_t[s])  # a detached step needs no Wh product
                 dh[s].fill(0)
             else:
-                np.matmul(da[s], WhxT, out=dh_dx[s].T)
+                np.matmul(da[s], Wh_Wx_T, out=dh_dx[s].T)
                 if h_scale is not None:
                     dh[s] *= h_scale[t]
         adj.dx[:, t] = dx_t

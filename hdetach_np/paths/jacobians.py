@@ -182,16 +182,16 @@ def forward_mode(cache: LSTMCache, h_scale=1.0, c_scale=1.0) -> ForwardSensitivi
             f"forward mode stores T*N*2H*P = {T * N * 2 * H * P} numbers (T={T}, N={N}, H={H}, P={P}); "
             f"expected at most {MAX_FORWARD_MODE_ENTRIES}: use a smaller LSTM, batch or sequence"
         )
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    h_scale = edge_scale(h_scale, "h_scale", T, N, H, dt)
+    c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
     dh = np.empty((T, N, H, P), dt)
     dc = np.empty((T, N, H, P), dt)
     z_h = np.zeros((N, H, P), dt)  # dh_{t-1}/dtheta
     z_c = np.zeros((N, H, P), dt)  # dc_{t-1}/dtheta
     for t in range(T):
         J = step_jacobians(cache, t)
-        zh_in = hsc[t][..., None] * z_h  # the h-edge factor acts on h_{t-1}
-        zc_in = csc[t][..., None] * z_c  # the cell-edge factor acts on c_{t-1}
+        zh_in = h_scale[t][..., None] * z_h  # the h-edge factor acts on h_{t-1}
+        zc_in = c_scale[t][..., None] * z_c  # the cell-edge factor acts on c_{t-1}
         z = J.A[:, :, H:] @ zc_in + J.B[:, :, :H] @ zh_in + J.E  # (N, 2H, P)
         z_h, z_c = z[:, :H], z[:, H:]
         dh[t], dc[t] = z_h, z_c
