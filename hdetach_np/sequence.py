@@ -264,6 +264,7 @@ class Adjoints:
     da: np.ndarray  # (S, N, 4H): dL/da_t of the current step
     dx: np.ndarray  # (S, T, N, D): dL/dx_t, filled step by step
     dW: np.ndarray  # (S, 4H, D+1+H): each stream's [dWx; db; dWh] transposed, summed over the steps
+    dW_step: np.ndarray  # (S, 4H, D+1+H): the current step's term of dW
     cell: CellWork  # cell.dc_t (S, N, H) is dL/dc_t, everything that reaches c_t ((N, H) if S = 1)
 
     def grads(self, s: int) -> LSTMGrads:
@@ -286,7 +287,8 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
 
     Yields (t, adjoints) for t = T-1 .. 0, after the cell and the weight gradients of step t and
     before its edges into step t-1: then adjoints.dh is dL/dh_t, adjoints.cell.dc_t is dL/dc_t
-    (everything that reaches c_t) and adjoints.da is dL/da_t. After the last step, adjoints.dh and
+    (everything that reaches c_t), adjoints.da is dL/da_t and adjoints.dW_step the step's term of
+    the weight gradients. After the last step, adjoints.dh and
     adjoints.dc hold dL/dh_0 and dL/dc_0, and `adjoints.grads(s)` gives stream s's LSTMGrads.
     """
     p = cache.params
@@ -306,12 +308,14 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
     inputs = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
     inputs[D] = 1
     if dt == np.float32:
+        left, right = da_rows, inputs.T
         dW_sum, dW_t = np.zeros((S * 4 * H, D + 1 + H), dt), np.empty((S * 4 * H, D + 1 + H), dt)
-        dW, left, right = dW_sum.reshape(S, 4 * H, D + 1 + H), da_rows, inputs.T
+        per_stream = [a.reshape(S, 4 * H, D + 1 + H) for a in (dW_sum, dW_t)]
     else:
+        left, right = inputs, da_rows.T
         dW_sum, dW_t = np.zeros((D + 1 + H, S * 4 * H), dt), np.empty((D + 1 + H, S * 4 * H), dt)
-        dW, left, right = dW_sum.reshape(D + 1 + H, S, 4 * H).transpose(1, 2, 0), inputs, da_rows.T
-    adj = Adjoints(dh, dc, da, np.empty((S, T, N, D), dt), dW, cell_work(N, H, dt, None if S == 1 else S))
+        per_stream = [a.reshape(D + 1 + H, S, 4 * H).transpose(1, 2, 0) for a in (dW_sum, dW_t)]
+    adj = Adjoints(dh, dc, da, np.empty((S, T, N, D), dt), *per_stream, cell_work(N, H, dt, None if S == 1 else S))
     # the elementwise work of a step runs on all streams at once; one stream is a plain (N, H)
     # array (measured: broadcasting over a stream axis of length 1 costs more than it saves)
     dh_all, dc_all, da_all = (dh[0], dc[0], da[0]) if S == 1 else (dh, dc, da)

@@ -293,6 +293,7 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
         )
     streams = _total_and_cell(edge_scale(h_scale, "h_scale", T, N, H, dt), T, dt)
     c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    D = cache.params.input_size
     L = int(max_lag) + 1
     groups = param_groups()
     dh_n = {q: np.zeros(L) for q in PARTS}
@@ -307,10 +308,10 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
         for name, norms, (total, cell) in (("dh", dh_n, adj.dh), ("dc", dc_n, adj.cell.dc_t), ("da", da_n, adj.da)):
             for q, v in (("total", total), ("cell", cell), ("h", total - cell)):
                 norms[q][k] = np.linalg.norm(v)
-        # step t's term in each weight gradient: [x_t | h_{t-1} | 1]^T dL/da_t
-        total, cell = adj.da
-        for q, a in (("total", total), ("cell", cell), ("h", total - cell)):
-            step_grads = LSTMGrads(Wx=cache.x[t].T @ a, Wh=cache.h[t].T @ a, b=a.sum(axis=0), x=None, h0=None, c0=None)
+        # step t's term in each weight gradient, [x_t, 1, h_{t-1}]^T dL/da_t, from the loop
+        total, cell = adj.dW_step  # each (4H, D+1+H): [dWx; db; dWh] transposed
+        for q, term in (("total", total), ("cell", cell), ("h", total - cell)):
+            step_grads = LSTMGrads(Wx=term[:, :D].T, Wh=term[:, D + 1:].T, b=term[:, D], x=None, h0=None, c0=None)
             for g, v in _norms(step_grads).items():
                 w_n[q][g][k] = v
     return TemporalCredit(int(ref_step), np.arange(L), dh_n, dc_n, da_n, w_n)
