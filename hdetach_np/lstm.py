@@ -21,8 +21,9 @@ The backward of one step, in the notation of notebook 01 (dv = dL/dv, same shape
 
 `split_gates` gives the views i, f, o, g of any (..., 4H) array; `lstm_cell_backward` is the
 derivation above line by line, and the one place it is computed: `lstm_step_backward` calls it, and
-so does the time loop of `lstm_backward` (hdetach_np.sequence). `lstm_forward_steps` and
-`lstm_backward_steps` run a whole sequence as a plain loop over the step functions.
+so does the time loop of `lstm_backward`. A whole sequence (`lstm_forward`, `lstm_backward`, edge
+scales, and `lstm_forward_steps` / `lstm_backward_steps`, the plain loops over the step functions)
+is in hdetach_np.sequence.
 """
 
 from __future__ import annotations
