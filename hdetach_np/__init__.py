@@ -14,18 +14,25 @@ from .linear import LinearCache, LinearGrads, LinearParams, init_linear, linear_
 from .losses import mse_loss, softmax_cross_entropy
 from .lstm import (
     GATES,
-    LSTMCache,
-    LSTMGrads,
     LSTMParams,
     StepCache,
     StepGrads,
     gate_slices,
     init_lstm,
-    lstm_backward,
-    lstm_forward,
+    lstm_cell_backward,
     lstm_step_backward,
     lstm_step_forward,
+    split_gates,
 )
+from .sequence import (
+    LSTMCache,
+    LSTMGrads,
+    lstm_backward,
+    lstm_backward_steps,
+    lstm_forward,
+    lstm_forward_steps,
+)
+from .torch_convert import from_torch_lstm, to_torch_lstm
 from .masks import sample_h_detach_mask
 from .paths import (
     PathGrads,
@@ -46,7 +53,8 @@ __version__ = "0.1.0"
 __all__ = [
     # the core: one LSTM step and a whole sequence, forward and backward; the readout and losses
     "GATES", "LSTMCache", "LSTMGrads", "LSTMParams", "StepCache", "StepGrads", "gate_slices", "init_lstm",
-    "lstm_backward", "lstm_forward", "lstm_step_backward", "lstm_step_forward",
+    "lstm_backward", "lstm_backward_steps", "lstm_cell_backward", "lstm_forward", "lstm_forward_steps",
+    "lstm_step_backward", "lstm_step_forward", "split_gates", "to_torch_lstm", "from_torch_lstm",
     "LinearCache", "LinearGrads", "LinearParams", "init_linear", "linear_backward", "linear_forward",
     "mse_loss", "softmax_cross_entropy", "sample_h_detach_mask", "gradcheck",
     # the two-path analysis (more in hdetach_np.paths)

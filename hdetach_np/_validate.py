@@ -93,3 +93,10 @@ def check_positive(name: str, v, allow_zero: bool = False) -> float:
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
     return value
+
+
+def check_unit_interval(name: str, s: np.ndarray) -> None:
+    """Raise a ValueError naming the first value of `s` outside [0, 1] (NaN included)."""
+    if not np.all((s >= 0) & (s <= 1)):  # NaN fails both comparisons
+        bad = s[~((s >= 0) & (s <= 1))].ravel()[0]
+        raise ValueError(f"{name} values must be in [0, 1], got {float(bad)!r}")

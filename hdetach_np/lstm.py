@@ -1,4 +1,4 @@
-"""The LSTM of the original h-detach code, with a hand-derived backward pass (BPTT).
+"""The LSTM of the original h-detach code: one step forward and backward, derived by hand.
 
 Shapes use one alphabet: N batch, T time, D input, H hidden.
 Gate order is i, f, o, g, as in the original code (NOT torch.nn.LSTM's i, f, g, o):
@@ -11,36 +11,19 @@ Gate order is i, f, o, g, as in the original code (NOT torch.nn.LSTM's i, f, g, 
     c_t = f_t * c_{t-1} + i_t * g_t                  cell state
     h_t = o_t * tanh(c_t)                            hidden state
 
-Edge scales. The backward pass takes two optional factors per step:
-- `h_scale[t]` multiplies the gradient along the edge h_{t-1} -> a_t (into the gates of step t).
-  0 is h-detach (h_{t-1} is replaced by a stop-gradient copy before step t), 1 keeps the edge, and
-  a value lambda in between weights every backward path by lambda per h-edge it uses. The loss at
-  step t-1 still reaches h_{t-1}, and Wh still gets its gradient at step t, whatever h_scale[t] is.
-- `c_scale[t]` does the same for the cell edge c_{t-1} -> c_t (the paper's c-detach ablation).
-Both accept shape (T,) (one factor per step, shared by the batch, as in the original code),
-(T, N) (per example) or (T, N, H) (per unit), with values in [0, 1].
+The backward of one step, in the notation of notebook 01 (dv = dL/dv, same shape as v):
 
-The forward pass never changes: a detached copy has the same value.
+    dc~_t = dc_t + dh_t * o_t * (1 - tanh(c_t)^2)    everything that reaches c_t
+    do = dh_t * tanh(c_t);  di = dc~_t * g_t;  df = dc~_t * c_{t-1};  dg = dc~_t * i_t
+    da_t = [di i (1 - i), df f (1 - f), do o (1 - o), dg (1 - g^2)]      (N, 4H)
+    dc_{t-1} = dc~_t * f_t                           the cell path
+    dh_{t-1} = da_t Wh^T,  dx_t = da_t Wx^T,  dWx = x_t^T da_t,  dWh = h_{t-1}^T da_t,  db = sum_n da_t
 
-The step functions (`lstm_step_forward`, `lstm_step_backward`) are the maths a student reads; the
-sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step helpers (`_activate`,
-`_cell_forward`, `_gate_grads`) inside the time loop. `_gate_grads` is `_gate_coefs` (the step's
-gate-derivative coefficients, which depend on the forward pass only) followed by
-`_apply_gate_coefs` (one adjoint stream); `hdetach_np.paths` applies one step's coefficients to
-two streams. Speed comes from how the work is laid out, not from a second implementation:
-- one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
-  the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
-  and dW += [x_t, 1, h_{t-1}]^T da_t for all three weight gradients at once;
-- one tanh call for the four gates (sigmoid(x) = (1 + tanh(x / 2)) / 2);
-- every elementwise op writes into preallocated arrays (`out=`), reused across steps;
-- a detached step (h_scale[t] == 0 for the whole batch) skips its Wh product.
-
-Memory layout. `lstm_forward` stores each step's arrays unit-major: the cache's h[t], c[t], tanh_c[t]
-(N, H) and gates[t] (N, 4H) are transposed views of contiguous (H, N) and (4H, N) blocks. Each gate
-block is then one contiguous slab, and every elementwise op of a step runs over contiguous memory
-(with the batch-major layout each (N, H) gate block is N separate rows). Shapes and values are
-those documented here; only the strides differ. Copy with np.ascontiguousarray if an array must be
-C-contiguous.
+`split_gates` gives the views i, f, o, g of any (..., 4H) array; `lstm_cell_backward` is the
+derivation above line by line, and the one place it is computed: `lstm_step_backward` calls it, and
+so does the time loop of `lstm_backward`. A whole sequence (`lstm_forward`, `lstm_backward`, edge
+scales, and `lstm_forward_steps` / `lstm_backward_steps`, the plain loops over the step functions)
+is in hdetach_np.sequence.
 """
 
 from __future__ import annotations
@@ -50,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_array, check_choice, check_generator, float_dtype
+from ._validate import check_array, check_choice, check_generator, check_unit_interval, float_dtype
 
 GATES = ("i", "f", "o", "g")
 INIT_SCHEMES = ("original", "forget-bias-1")
@@ -77,8 +60,6 @@ class LSTMParams:
         if self.Wh.ndim != 2 or self.Wh.shape[1] != 4 * self.Wh.shape[0]:
             raise ValueError(f"expected Wh of shape (H, 4H), got {self.Wh.shape}")
         H = self.Wh.shape[0]
-        check_array("Wx", self.Wx, (None, 4 * H), letters=("D", "4H"))
-        check_array("b", self.b, (4 * H,), letters=("4H",))
         dt = float_dtype(self.Wh.dtype, "Wh.dtype")
         for name in ("Wx", "b"):
             if getattr(self, name).dtype != dt:
@@ -86,6 +67,10 @@ class LSTMParams:
                     f"LSTMParams.{name} has dtype {getattr(self, name).dtype} but Wh is {dt}; "
                     "all parameters must share one dtype"
                 )
+        # shapes and finite values, the same check for all three
+        check_array("Wx", self.Wx, (None, 4 * H), letters=("D", "4H"))
+        check_array("Wh", self.Wh, (H, 4 * H), letters=("H", "4H"))
+        check_array("b", self.b, (4 * H,), letters=("4H",))
 
     @property
     def input_size(self) -> int:
@@ -139,12 +124,23 @@ def gate_slices(H: int) -> dict[str, slice]:
     return {name: slice(k * H, (k + 1) * H) for k, name in enumerate(GATES)}
 
 
+def split_gates(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views i, f, o, g (each (..., H)) of the four gate blocks of a (..., 4H) array.
+
+    Views, not copies: writing into them writes into `a` (the backward writes dL/da_t this way).
+    """
+    H, rest = divmod(a.shape[-1], 4)
+    if rest:
+        raise ValueError(f"expected an array of shape (..., 4H), got {a.shape}")
+    return a[..., :H], a[..., H:2 * H], a[..., 2 * H:3 * H], a[..., 3 * H:]
+
+
 # ---------------------------------------------------------------------------------------------
 # The maths of one step, shared by the step functions and the sequence functions
 # ---------------------------------------------------------------------------------------------
 
 
-def _stacked_weights(params: LSTMParams) -> np.ndarray:
+def stacked_weights(params: LSTMParams) -> np.ndarray:
     """W = [Wx; b; Wh] (D+1+H, 4H), so that a_t = x_t Wx + b + h_{t-1} Wh = [x_t, 1, h_{t-1}] W.
 
     One matmul per step then gives the pre-activations, bias included, with no matmul over a
@@ -153,27 +149,26 @@ def _stacked_weights(params: LSTMParams) -> np.ndarray:
     return np.concatenate([params.Wx, params.b[None, :], params.Wh])
 
 
-def _activate(a: np.ndarray) -> np.ndarray:
+def activate_gates(a: np.ndarray) -> np.ndarray:
     """Pre-activations (N, 4H) -> gates [i, f, o, g] (N, 4H), IN PLACE. Returns `a`.
 
-    sigmoid(x) = (1 + tanh(x / 2)) / 2, so one fast tanh call serves all four gates.
+    sigmoid(x) = (1 + tanh(x / 2)) / 2, so one tanh call serves all four gates.
     """
     H = a.shape[-1] // 4
-    s = a[:, :3 * H]  # the i, f, o blocks (a view)
-    s *= 0.5
+    ifo = a[:, :3 * H]  # the three sigmoid gates i, f, o side by side (a view)
+    ifo *= 0.5
     np.tanh(a, out=a)  # tanh(a_ifo / 2) and g = tanh(a_g), one call for four gates
-    s += 1.0
-    s *= 0.5  # i, f, o = (1 + tanh(a_ifo / 2)) / 2 = sigmoid(a_ifo)
+    ifo += 1.0
+    ifo *= 0.5  # i, f, o = (1 + tanh(a_ifo / 2)) / 2 = sigmoid(a_ifo)
     return a
 
 
-def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
+def cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
     """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs.
 
-    work: optional (N, H) scratch array of the same dtype (allocated when None).
+    gates (N, 4H) activated; c_prev (N, H). work: optional (N, H) scratch (allocated when None).
     """
-    H = c_prev.shape[-1]
-    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    i, f, o, g = split_gates(gates)
     ig = np.multiply(i, g, out=work)
     np.multiply(f, c_prev, out=c_out)
     c_out += ig
@@ -181,103 +176,82 @@ def _cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
     np.multiply(o, tanh_c_out, out=h_out)
 
 
-class _GradWork(NamedTuple):
-    """Scratch arrays for `_gate_grads`, reused across the steps of a sequence."""
+class CellWork(NamedTuple):
+    """Scratch arrays of `lstm_cell_backward`, reused across the steps of a sequence."""
 
-    dc: np.ndarray  # (N, H): dL/dc_t, everything that reaches c_t
-    coef: "_GateCoef"  # the step's gate-derivative coefficients
+    dc_t: np.ndarray  # (..., N, H): dL/dc_t, everything that reaches c_t (one per adjoint stream)
+    slope: np.ndarray  # (N, H): a derivative of the forward pass (tanh', sigmoid')
 
 
-class _GateCoef(NamedTuple):
-    """What backprop through one cell multiplies the adjoints by; depends on the forward pass only.
+def cell_work(N: int, H: int, dtype, streams: int | None = None) -> CellWork:
+    """Scratch for `lstm_cell_backward`; with `streams` S, dc_t is (S, N, H) for S adjoint streams.
 
-    With dct = dL/dc_t (everything that reaches c_t) and dh = dL/dh_t:
-        dct = dc + dh * kc,                kc = o (1 - tanh(c_t)^2)               (N, H)
-        dL/da_t = [dct K_i, dct K_f, dh K_o, dct K_g], K = [s'(a_i) g, s'(a_f) c_{t-1},
-                                                         s'(a_o) tanh(c_t), tanh'(a_g) i]   (N, 4H)
-        dL/dc_{t-1} = dct * f.
-    Several adjoint streams through the same step (`hdetach_np.paths`) share one _GateCoef.
+    Stored unit-major (each unit a contiguous row of N numbers), like the cache of `lstm_forward`.
     """
-
-    K: np.ndarray  # (N, 4H)
-    kc: np.ndarray  # (N, H)
-
-
-def _gate_coef_work(N: int, H: int, dtype) -> _GateCoef:
-    """Arrays for `_gate_coefs`, unit-major like the cache (see "Memory layout")."""
-    return _GateCoef(_unit_major(N, 4 * H, dtype), _unit_major(N, H, dtype))
+    dc_t = unit_major(N, H, dtype) if streams is None else unit_major(N, H, dtype, streams)
+    return CellWork(dc_t, unit_major(N, H, dtype))
 
 
-def _grad_work(N: int, H: int, dtype) -> _GradWork:
-    return _GradWork(_unit_major(N, H, dtype), _gate_coef_work(N, H, dtype))
+def unit_major(N: int, F: int, dtype, streams: int | None = None) -> np.ndarray:
+    """An (N, F) array (or (S, N, F) with S streams) stored as its transpose (F, N): each column
+    (a unit of a gate) is one contiguous row of N numbers, so elementwise ops over a gate block run
+    over contiguous memory."""
+    if streams is None:
+        return np.empty((F, N), dtype).T
+    return np.empty((streams, F, N), dtype).transpose(0, 2, 1)
 
 
-def _gate_coefs(gates, tanh_c, c_prev, out: _GateCoef | None = None) -> _GateCoef:
-    """The gate-derivative coefficients of one step (see `_GateCoef`), from its forward values.
+def lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, da, dc_prev=None, work: CellWork | None = None):
+    """Backprop one cell from dL/dh_t, dL/dc_t to dL/da_t and dL/dc_{t-1} (the module docstring's maths).
 
-    gates (N, 4H) activated i, f, o, g; tanh_c, c_prev (N, H). out: optional arrays from
-    `_gate_coef_work(N, H, dtype)` (allocated when None). Inputs are not modified.
+    dh: dL/dh_t (N, H), everything that reaches h_t. dc: dL/dc_t (N, H) from step t+1 only (the
+    path through h_t is added here). gates (N, 4H) activated i, f, o, g; tanh_c, c_prev (N, H) from
+    the forward pass. Writes dL/da_t into `da` (N, 4H) and returns dL/dc_{t-1} along the cell edge
+    (before any c_scale), in `dc_prev` if given (it may be `dc` itself: dc is read first).
+    Several adjoint streams go through one call with dh, dc, da, dc_prev of shape (S, N, H) /
+    (S, N, 4H). work: scratch from `cell_work` (allocated when None). Inputs are not modified.
     """
-    N, H = c_prev.shape
-    if out is None:
-        out = _gate_coef_work(N, H, gates.dtype)
-    K, kc = out
-    i, g, o = gates[:, :H], gates[:, 3 * H:], gates[:, 2 * H:3 * H]
-    # the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2 = (1 - g)(1 + g)
-    np.subtract(1.0, gates, out=K)
-    K[:, :3 * H] *= gates[:, :3 * H]
-    ig = np.add(g, 1.0, out=kc)  # (1 + g) i, with kc as scratch
-    ig *= i
-    K[:, 3 * H:] *= ig  # tanh'(a_g) i
-    # the other factor of each product: a_i -> i g, a_f -> f c_{t-1}, a_o -> o tanh(c_t)
-    K[:, :H] *= g
-    K[:, H:2 * H] *= c_prev
-    K[:, 2 * H:3 * H] *= tanh_c
-    # the path c_t -> h_t = o tanh(c_t)
-    np.multiply(tanh_c, tanh_c, out=kc)
-    np.subtract(1.0, kc, out=kc)
-    kc *= o
+    if work is None:
+        work = cell_work(c_prev.shape[0], c_prev.shape[1], da.dtype, None if dh.ndim == 2 else dh.shape[0])
+    dc_t, slope = work
+    i, f, o, g = split_gates(gates)
+    da_i, da_f, da_o, da_g = split_gates(da)  # the four blocks of dL/da_t, written in place
+    # backprop into c_t: from step t+1, and through h_t = o tanh(c_t): dc~_t = dc + dh o (1 - tanh(c_t)^2)
+    np.multiply(dh, o, out=dc_t)
+    dc_t *= tanh_slope(tanh_c, slope)
+    dc_t += dc
+    # backprop into o through h_t = o tanh(c_t): do = dh tanh(c_t)
+    np.multiply(dh, tanh_c, out=da_o)
+    # backprop into i, f, g through c_t = f c_{t-1} + i g: di = dc~ g, df = dc~ c_{t-1}, dg = dc~ i
+    np.multiply(dc_t, g, out=da_i)
+    np.multiply(dc_t, c_prev, out=da_f)
+    np.multiply(dc_t, i, out=da_g)
+    # backprop into c_{t-1}, the cell path: dc_{t-1} = dc~_t f
+    dc_prev = np.multiply(dc_t, f, out=dc_prev)
+    # backprop through the nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2
+    da_i *= sigmoid_slope(i, slope)  # da_i = di i (1 - i)
+    da_f *= sigmoid_slope(f, slope)  # da_f = df f (1 - f)
+    da_o *= sigmoid_slope(o, slope)  # da_o = do o (1 - o)
+    da_g *= tanh_slope(g, slope)  # da_g = dg (1 - g^2)
+    return dc_prev
+
+
+def sigmoid_slope(s, out=None):
+    """sigmoid'(a) = s (1 - s) from s = sigmoid(a); written into `out` if given."""
+    out = np.subtract(1.0, s, out=out)
+    out *= s
     return out
 
 
-def _apply_gate_coefs(dh, dc, coef: _GateCoef, f, da_out, dc_prev_out=None, dct=None):
-    """Backprop one adjoint stream through one cell with precomputed coefficients.
-
-    dh: dL/dh_t (N, H); dc: dL/dc_t (N, H) from step t+1 only; coef from `_gate_coefs`; f (N, H)
-    the forget gate. Writes dL/da_t into `da_out` (N, 4H) and returns dL/dc_{t-1} along the cell
-    edge (before any c_scale). dc_prev_out: optional (N, H) result array, may be `dc` itself.
-    dct: optional (N, H) scratch. Inputs are not modified.
-    """
-    K, kc = coef
-    N, H = kc.shape
-    dct = np.multiply(dh, kc, out=dct)  # dL/dc_t = dc + dh o (1 - tanh(c_t)^2)
-    dct += dc
-    # a_i and a_f in one call: dct broadcast over the two blocks
-    np.multiply(dct[:, None, :], K[:, :2 * H].reshape(N, 2, H), out=da_out[:, :2 * H].reshape(N, 2, H))
-    np.multiply(dh, K[:, 2 * H:3 * H], out=da_out[:, 2 * H:3 * H])
-    np.multiply(dct, K[:, 3 * H:], out=da_out[:, 3 * H:])
-    return np.multiply(dct, f, out=dc_prev_out)
-
-
-def _gate_grads(dh, dc, gates, tanh_c, c_prev, da_out, dc_prev_out=None, work: _GradWork | None = None):
-    """Backprop one cell from the adjoints at step t to its pre-activations.
-
-    dh: dL/dh_t (N, H), everything that reaches h_t. dc: dL/dc_t (N, H) from step t+1 only (the
-    path through h_t is added here). Writes dL/da_t into `da_out` (N, 4H) and returns
-    dL/dc_{t-1} along the cell edge (before any c_scale). Inputs are not modified.
-    dc_prev_out: optional (N, H) array for the result; it may be `dc` itself (read before written).
-    work: optional scratch from `_grad_work(N, H, dtype)` (allocated when None).
-    The maths is `_gate_coefs` (what depends on the forward pass) then `_apply_gate_coefs`.
-    """
-    H = c_prev.shape[-1]
-    if work is None:
-        work = _grad_work(c_prev.shape[0], H, da_out.dtype)
-    coef = _gate_coefs(gates, tanh_c, c_prev, work.coef)
-    return _apply_gate_coefs(dh, dc, coef, gates[:, H:2 * H], da_out, dc_prev_out, work.dc)
+def tanh_slope(y, out=None):
+    """tanh'(a) = 1 - y^2 from y = tanh(a); written into `out` if given."""
+    out = np.multiply(y, y, out=out)
+    np.subtract(1.0, out, out=out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
-# One step (for teaching and checking)
+# One step (the functions a student reads; the sequence functions call the same maths)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -295,12 +269,15 @@ class StepCache:
 
 @dataclass(frozen=True, eq=False)
 class StepGrads:
+    """Gradients from `lstm_step_backward`, named after what they are the gradient of."""
+
     x: np.ndarray  # (N, D)
-    h_prev: np.ndarray  # (N, H)
-    c_prev: np.ndarray  # (N, H)
+    h_prev: np.ndarray  # (N, H), times h_scale
+    c_prev: np.ndarray  # (N, H), times c_scale
     Wx: np.ndarray  # (D, 4H)
     Wh: np.ndarray  # (H, 4H)
     b: np.ndarray  # (4H,)
+    a: np.ndarray  # (N, 4H): dL/da_t, blocks i, f, o, g
 
 
 def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
@@ -311,10 +288,10 @@ def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
     check_array("h_prev", h_prev, (N, H), dt, letters="NH")
     check_array("c_prev", c_prev, (N, H), dt, letters="NH")
     xh = np.concatenate([x_t, np.ones((N, 1), dt), h_prev], axis=1)  # (N, D+1+H) = [x_t, 1, h_{t-1}]
-    a = xh @ _stacked_weights(params)  # a_t = x_t Wx + b + h_{t-1} Wh  (N, 4H)
-    gates = _activate(a)
+    a = xh @ stacked_weights(params)  # a_t = x_t Wx + b + h_{t-1} Wh  (N, 4H)
+    gates = activate_gates(a)
     c, tanh_c, h = (np.empty((N, H), dt) for _ in range(3))
-    _cell_forward(gates, c_prev, c, tanh_c, h)
+    cell_forward(gates, c_prev, c, tanh_c, h)
     return h, c, StepCache(x_t, h_prev, c_prev, gates, tanh_c, params)
 
 
@@ -322,21 +299,23 @@ def lstm_step_backward(dh, dc, cache: StepCache, h_scale=1.0, c_scale=1.0) -> St
     """Backward of one step. dh, dc (N, H): dL/dh_t and dL/dc_t from later steps.
 
     h_scale, c_scale: a number, (N,) or (N, H) factor on the edges h_prev -> gates and c_prev -> c.
-    Returns StepGrads with dx (N, D), dh_prev, dc_prev (N, H), dWx, dWh, db.
+    Returns StepGrads with x (N, D), h_prev, c_prev (N, H), Wx, Wh, b and a = dL/da_t (N, 4H).
     """
+    if not isinstance(cache, StepCache):
+        raise TypeError(f"cache must be the StepCache returned by lstm_step_forward, got {type(cache).__name__}")
     N, H = cache.h_prev.shape
-    dt = cache.params.dtype
-    check_array("dh", dh, (N, H), dt, letters="NH")
-    check_array("dc", dc, (N, H), dt, letters="NH")
-    da = np.empty((N, 4 * H), dt)
-    dc_prev = _gate_grads(dh, dc, cache.gates, cache.tanh_c, cache.c_prev, da)
-    # backprop through a = x Wx + h_prev Wh + b
-    dx = da @ cache.params.Wx.T
-    dh_prev = (da @ cache.params.Wh.T) * _step_factor(h_scale, "h_scale", N, H, dt)
-    dc_prev = dc_prev * _step_factor(c_scale, "c_scale", N, H, dt)
+    p = cache.params
+    check_array("dh", dh, (N, H), p.dtype, letters="NH")
+    check_array("dc", dc, (N, H), p.dtype, letters="NH")
+    da = np.empty((N, 4 * H), p.dtype)
+    # backprop through the cell: dL/da_t and dL/dc_{t-1}
+    dc_prev = lstm_cell_backward(dh, dc, cache.gates, cache.tanh_c, cache.c_prev, da)
     return StepGrads(
-        x=dx, h_prev=dh_prev, c_prev=dc_prev,
-        Wx=cache.x.T @ da, Wh=cache.h_prev.T @ da, b=da.sum(axis=0),
+        x=da @ p.Wx.T,  # backprop into x_t through a_t = x_t Wx + h_{t-1} Wh + b
+        h_prev=(da @ p.Wh.T) * _step_factor(h_scale, "h_scale", N, H, p.dtype),  # the h-edge, scaled
+        c_prev=dc_prev * _step_factor(c_scale, "c_scale", N, H, p.dtype),  # the cell edge, scaled
+        Wx=cache.x.T @ da, Wh=cache.h_prev.T @ da, b=da.sum(axis=0),  # the weights, shared by all steps
+        a=da,
     )
 
 
@@ -350,191 +329,5 @@ def _step_factor(scale, name, N, H, dt):
         raise ValueError(f"expected {name} of shape (N={N}, H={H}), got {s.shape}")
     elif s.ndim > 2:
         raise ValueError(f"{name} must be a number, (N,) or (N, H), got shape {s.shape}")
-    _check_unit_interval(name, s)
+    check_unit_interval(name, s)
     return s
-
-
-def _check_unit_interval(name, s):
-    if not np.all((s >= 0) & (s <= 1)):  # NaN fails both comparisons
-        bad = s[~((s >= 0) & (s <= 1))].ravel()[0]
-        raise ValueError(f"{name} values must be in [0, 1], got {float(bad)!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# A whole sequence
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class LSTMCache:
-    """What `lstm_backward` needs from `lstm_forward`. Index 0 of `h` and `c` holds h0 and c0."""
-
-    x: np.ndarray  # (T, N, D)
-    h: np.ndarray  # (T+1, N, H): h0, h_1 .. h_T
-    c: np.ndarray  # (T+1, N, H): c0, c_1 .. c_T
-    gates: np.ndarray  # (T, N, 4H) activated i, f, o, g
-    tanh_c: np.ndarray  # (T, N, H)
-    params: LSTMParams
-
-    @property
-    def hs(self) -> np.ndarray:
-        return self.h[1:]
-
-    @property
-    def cs(self) -> np.ndarray:
-        return self.c[1:]
-
-
-@dataclass(frozen=True, eq=False)
-class LSTMGrads:
-    """Gradients from `lstm_backward`."""
-
-    Wx: np.ndarray  # (D, 4H)
-    Wh: np.ndarray  # (H, 4H)
-    b: np.ndarray  # (4H,)
-    x: np.ndarray  # (T, N, D)
-    h0: np.ndarray  # (N, H)
-    c0: np.ndarray  # (N, H)
-
-    def params(self) -> LSTMParams:
-        """The parameter gradients as an LSTMParams (handy for norms and optimizers)."""
-        return LSTMParams(self.Wx, self.Wh, self.b)
-
-
-def _unit_major(N: int, F: int, dtype) -> np.ndarray:
-    """An (N, F) array stored as its transpose: each column block (a gate, a unit) is contiguous."""
-    return np.empty((F, N), dtype).T
-
-
-def _cache_buffers(T: int, N: int, H: int, dt, reuse) -> tuple[np.ndarray, ...]:
-    """The unit-major arrays behind a cache: h, c (T+1, H, N), gates (T, 4H, N), tanh_c (T, H, N)."""
-    shapes = ((T + 1, H, N), (T + 1, H, N), (T, 4 * H, N), (T, H, N))
-    if reuse is None:
-        return tuple(np.empty(s, dt) for s in shapes)
-    if not isinstance(reuse, LSTMCache):
-        raise TypeError(f"reuse must be an LSTMCache returned by lstm_forward, got {type(reuse).__name__}")
-    bufs = tuple(a.transpose(0, 2, 1) for a in (reuse.h, reuse.c, reuse.gates, reuse.tanh_c))
-    for name, buf, shape in zip(("h", "c", "gates", "tanh_c"), bufs, shapes):
-        if buf.shape != shape or buf.dtype != dt or not (buf.flags.c_contiguous and buf.flags.writeable):
-            raise ValueError(
-                f"reuse must be a cache of lstm_forward for T={T}, N={N}, H={H}, dtype {dt}; its {name} "
-                f"has shape {buf.transpose(0, 2, 1).shape}, dtype {buf.dtype}"
-                + ("" if buf.flags.c_contiguous else " and another memory layout")
-            )
-    return bufs
-
-
-def lstm_forward(params: LSTMParams, x, h0=None, c0=None, reuse: LSTMCache | None = None):
-    """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
-
-    Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
-    x, h0, c0 must have that dtype too (no silent casting). The cache's arrays (and hs) are
-    unit-major views (see "Memory layout" in the module docstring).
-
-    reuse: optionally the LSTMCache of an earlier call with the same T, N, H and dtype. Its arrays
-    are overwritten instead of allocating new ones: in a training loop this spares the operating
-    system zeroing fresh memory for every large array at every iteration. That cache, and the hs
-    returned with it, are then invalid.
-    """
-    if not isinstance(params, LSTMParams):
-        raise TypeError(f"params must be LSTMParams (see init_lstm), got {type(params).__name__}")
-    dt, D, H = params.dtype, params.input_size, params.hidden_size
-    check_array("x", x, (None, None, D), dt, letters="TND")
-    T, N, _ = x.shape
-    if T < 1 or N < 1:
-        raise ValueError(f"x must have T >= 1 and N >= 1, got shape {x.shape}")
-    # stored unit-major: step t of h is the contiguous (H, N) slab hT[t]; the views below are (N, H)
-    hT, cT, gatesT, tanh_cT = _cache_buffers(T, N, H, dt, reuse)
-    for name, v, buf in (("h0", h0, hT), ("c0", c0, cT)):
-        if v is None:
-            buf[0] = 0
-        else:
-            buf[0] = check_array(name, v, (N, H), dt, letters="NH").T
-    h, c = hT.transpose(0, 2, 1), cT.transpose(0, 2, 1)  # (T+1, N, H)
-    gates, tanh_c = gatesT.transpose(0, 2, 1), tanh_cT.transpose(0, 2, 1)  # (T, N, 4H), (T, N, H)
-
-    W = _stacked_weights(params)  # (D+1+H, 4H)
-    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}] of the current step, unit-major
-    xhT[D] = 1
-    xhT[D + 1:] = hT[0]
-    work = _unit_major(N, H, dt)
-    for t in range(T):
-        xhT[:D] = x[t].T
-        np.matmul(xhT.T, W, out=gates[t])  # a_t = [x_t, 1, h_{t-1}] W, written into the cache
-        _activate(gates[t])
-        _cell_forward(gates[t], c[t], c[t + 1], tanh_c[t], h[t + 1], work)
-        xhT[D + 1:] = hT[t + 1]
-    return h[1:], LSTMCache(x, h, c, gates, tanh_c, params)
-
-
-def edge_scale(scale, name: str, T: int, N: int, H: int, dtype) -> np.ndarray | None:
-    """Validate an h_scale / c_scale and return it as (T, 1, 1), (T, N, 1) or (T, N, H); None stays None."""
-    if scale is None:
-        return None
-    s = np.asarray(scale)
-    if s.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {s.dtype}")
-    shapes = {(T,): (T, 1, 1), (T, N): (T, N, 1), (T, N, H): (T, N, H)}
-    if s.shape not in shapes:
-        raise ValueError(
-            f"expected {name} of shape (T={T},), (T={T}, N={N}) or (T={T}, N={N}, H={H}), got {s.shape}"
-        )
-    _check_unit_interval(name, s)
-    return s.astype(dtype, copy=False).reshape(shapes[s.shape])
-
-
-def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
-    """BPTT. dhs (T, N, H): dL/dh_t from the loss at each step (None for zeros).
-
-    h_scale, c_scale: per-edge factors, (T,), (T, N) or (T, N, H) in [0, 1] (see the module
-    docstring); None means 1 everywhere. dhT, dcT (N, H): extra gradient on the final h_T, c_T.
-    Returns LSTMGrads with Wx, Wh, b, x (T, N, D), h0, c0. Any LSTMCache works; the unit-major
-    ones of `lstm_forward` are the fastest.
-    """
-    if not isinstance(cache, LSTMCache):
-        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
-    p = cache.params
-    dt, H = p.dtype, p.hidden_size
-    T, N, D = cache.x.shape
-    if dhs is not None:
-        check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    # the running adjoints, unit-major like the cache; dh is the first H columns of `out`
-    out = _unit_major(N, H + D, dt)  # [dL/dh_{t-1}, dL/dx_t], written by one matmul per step
-    dh, dc = out[:, :H], _unit_major(N, H, dt)  # (N, H) views
-    dh[...] = 0 if dhT is None else check_array("dhT", dhT, (N, H), dt, letters="NH")
-    dc[...] = 0 if dcT is None else check_array("dcT", dcT, (N, H), dt, letters="NH")
-
-    da = _unit_major(N, 4 * H, dt)  # dL/da_t (N, 4H)
-    work = _grad_work(N, H, dt)
-    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
-    xhT = np.empty((D + 1 + H, N), dt)  # [x_t, 1, h_{t-1}], unit-major
-    xhT[D] = 1
-    dW, dW_t = np.zeros((D + 1 + H, 4 * H), dt), np.empty((D + 1 + H, 4 * H), dt)  # [dWx; db; dWh]
-    dx = np.empty((T, N, D), dt)
-    for t in range(T - 1, -1, -1):
-        if dhs is not None:
-            dh += dhs[t]  # the loss at step t reaches h_t directly
-        _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da, dc, work)
-        # weight gradients through a_t = [x_t, 1, h_{t-1}] W: dW += [x_t, 1, h_{t-1}]^T da_t
-        xhT[:D] = cache.x[t].T
-        xhT[D + 1:] = cache.h[t].T
-        np.matmul(xhT, da, out=dW_t)
-        dW += dW_t
-        # backprop into x_t and, along the edge h_{t-1} -> a_t scaled by h_scale[t], into h_{t-1}
-        if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
-            np.matmul(da, WhxT[:, H:], out=out[:, H:])  # a detached step needs no Wh product
-            dh.fill(0)
-        else:
-            np.matmul(da, WhxT, out=out)
-            if hsc is not None:
-                dh *= hsc[t]
-        dx[t] = out[:, H:]
-        # backprop into c_{t-1} along the edge c_{t-1} -> c_t, scaled by c_scale[t]
-        if csc is not None:
-            dc *= csc[t]
-    return LSTMGrads(
-        Wx=dW[:D].copy(), Wh=dW[D + 1:].copy(), b=dW[D].copy(), x=dx,
-        h0=np.ascontiguousarray(dh), c0=np.ascontiguousarray(dc),
-    )

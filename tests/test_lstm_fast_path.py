@@ -10,7 +10,7 @@ two paths are compared to a stated number of ulps, never bit for bit:
   function takes da_t Wh^T and da_t Wx^T separately, and [dWx; db; dWh] = [x_t, 1, h_{t-1}]^T da_t
   in one matmul where the step function takes x^T da, h^T da and da.sum(axis=0) separately.
 Bit-for-bit equality is asserted only where one call computes both results (see
-test_gate_grads_workspace_and_aliasing_give_the_same_bits).
+test_cell_backward_workspace_aliasing_and_streams_give_the_same_bits).
 """
 
 import dataclasses
@@ -26,28 +26,6 @@ from conftest import make_problem
 SIZES = [(1, 1, 1, 3), (5, 3, 2, 4), (7, 1, 1, 8), (4, 6, 1, 16)]  # (T, N, D, H)
 
 
-def _steps_forward(params, x, h0, c0):
-    h, c, caches, hs = h0, c0, [], []
-    for t in range(x.shape[0]):
-        h, c, sc = hd.lstm_step_forward(x[t], h, c, params)
-        caches.append(sc)
-        hs.append(h)
-    return np.stack(hs), c, caches
-
-
-def _steps_backward(dhs, caches, h_scale, c_scale, params, x):
-    T, N, H = dhs.shape
-    dh, dc = np.zeros((N, H), params.dtype), np.zeros((N, H), params.dtype)
-    acc = {k: np.zeros_like(getattr(params, k)) for k in ("Wx", "Wh", "b")}
-    dx = np.zeros_like(x)
-    for t in reversed(range(T)):
-        sg = hd.lstm_step_backward(dh + dhs[t], dc, caches[t], h_scale=h_scale[t], c_scale=c_scale[t])
-        dh, dc, dx[t] = sg.h_prev, sg.c_prev, sg.x
-        for k in acc:
-            acc[k] += getattr(sg, k)
-    return dict(acc, x=dx, h0=dh, c0=dc)
-
-
 def _assert_ulps(name, got, want, ulps):
     """|got - want| <= ulps * eps * max|want|: agreement to rounding error of the larger entries."""
     eps = np.finfo(want.dtype).eps
@@ -61,7 +39,8 @@ def _assert_ulps(name, got, want, ulps):
 def test_forward_matches_the_step_function_to_a_few_ulps(dtype, T, N, D, H):
     _, params, x, h0, c0 = make_problem(10, T, N, D, H, dtype=dtype)
     hs, cache = hd.lstm_forward(params, x, h0, c0)
-    hs_steps, c_last, caches = _steps_forward(params, x, h0, c0)
+    hs_steps, cs_steps, caches = hd.lstm_forward_steps(params, x, h0, c0)
+    c_last = cs_steps[-1]
     ulps = 16 * T  # rounding differences of one matmul, carried through T steps
     _assert_ulps("hs", hs, hs_steps, ulps)
     _assert_ulps("c_T", cache.c[-1], c_last, ulps)
@@ -76,14 +55,14 @@ def test_forward_matches_the_step_function_to_a_few_ulps(dtype, T, N, D, H):
 def test_backward_matches_the_step_function_to_a_few_ulps(dtype, T, N, D, H):
     rng, params, x, h0, c0 = make_problem(11, T, N, D, H, dtype=dtype)
     hs, cache = hd.lstm_forward(params, x, h0, c0)
-    _, _, caches = _steps_forward(params, x, h0, c0)
+    _, _, caches = hd.lstm_forward_steps(params, x, h0, c0)
     dhs = rng.standard_normal((T, N, H)).astype(dtype)
     h_scale = (rng.random(T) < 0.6).astype(dtype)  # an h-detach mask (detached steps skip Wh)
     c_scale = rng.uniform(0.5, 1.0, size=(T, N)).astype(dtype)
     g = hd.lstm_backward(dhs, cache, h_scale=h_scale, c_scale=c_scale)
-    want = _steps_backward(dhs, caches, h_scale, c_scale, params, x)
-    for name, ref in want.items():
-        _assert_ulps(name, getattr(g, name), ref, ulps=16 * T)
+    want, _ = hd.lstm_backward_steps(dhs, caches, h_scale=h_scale, c_scale=c_scale)
+    for name in ("Wx", "Wh", "b", "x", "h0", "c0"):
+        _assert_ulps(name, getattr(g, name), getattr(want, name), ulps=16 * T)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -92,7 +71,7 @@ def test_one_step_cell_gradient_is_bitwise_given_the_same_gates(dtype):
     (the step function re-run on the sequence's own gates), both give the same bits."""
     rng, params, x, h0, c0 = make_problem(12, 1, 4, 2, 6, dtype=dtype)
     _, cache = hd.lstm_forward(params, x, h0, c0)
-    _, _, caches = _steps_forward(params, x, h0, c0)
+    _, _, caches = hd.lstm_forward_steps(params, x, h0, c0)
     dhs = rng.standard_normal((1, 4, 6)).astype(dtype)
     dcT = rng.standard_normal((4, 6)).astype(dtype)
     g = hd.lstm_backward(dhs, cache, dcT=dcT)
@@ -105,24 +84,33 @@ def test_one_step_cell_gradient_is_bitwise_given_the_same_gates(dtype):
     _assert_ulps("c0", g.c0, hd.lstm_step_backward(dhs[0], dcT, caches[0]).c_prev, 16)
 
 
-def test_gate_grads_workspace_and_aliasing_give_the_same_bits():
-    """`_gate_grads` with scratch arrays and with dc_prev_out = dc equals the allocating call,
-    and never modifies its inputs."""
+def test_cell_backward_workspace_aliasing_and_streams_give_the_same_bits():
+    """`lstm_cell_backward` with scratch arrays and dc_prev = dc equals the allocating call, never
+    modifies its inputs, and two streams stacked in one call give each stream's own result."""
     rng, params, x, h0, c0 = make_problem(13, 1, 5, 3, 7)
     _, _, sc = hd.lstm_step_forward(x[0], h0, c0, params)
     dh, dc = rng.standard_normal((2, 5, 7))
     inputs = (dh, dc, sc.gates, sc.tanh_c, sc.c_prev)
     snapshot = [a.copy() for a in inputs]
     da1 = np.empty((5, 28))
-    dc_prev1 = lstm_module._gate_grads(dh, dc, sc.gates, sc.tanh_c, sc.c_prev, da1)
+    dc_prev1 = hd.lstm_cell_backward(dh, dc, sc.gates, sc.tanh_c, sc.c_prev, da1)
     for before, after in zip(snapshot, inputs):
         np.testing.assert_array_equal(before, after)
     da2, dc_buf = np.empty((5, 28)), dc.copy()
-    work = lstm_module._grad_work(5, 7, np.float64)
-    dc_prev2 = lstm_module._gate_grads(dh, dc_buf, sc.gates, sc.tanh_c, sc.c_prev, da2, dc_buf, work)
+    work = lstm_module.cell_work(5, 7, np.float64)
+    dc_prev2 = hd.lstm_cell_backward(dh, dc_buf, sc.gates, sc.tanh_c, sc.c_prev, da2, dc_buf, work)
     assert dc_prev2 is dc_buf
     np.testing.assert_array_equal(da1, da2)
     np.testing.assert_array_equal(dc_prev1, dc_prev2)
+    # a second stream next to the first: one call, each stream's own bits
+    dh2, dc2 = rng.standard_normal((2, 5, 7))
+    da_both = np.empty((2, 5, 28))
+    dc_both = hd.lstm_cell_backward(np.stack([dh, dh2]), np.stack([dc, dc2]), sc.gates, sc.tanh_c, sc.c_prev, da_both)
+    da3 = np.empty((5, 28))
+    dc_prev3 = hd.lstm_cell_backward(dh2, dc2, sc.gates, sc.tanh_c, sc.c_prev, da3)
+    np.testing.assert_array_equal(da_both[0], da1)
+    np.testing.assert_array_equal(da_both[1], da3)
+    np.testing.assert_array_equal(dc_both, np.stack([dc_prev1, dc_prev3]))
 
 
 def test_float32_path_never_upcasts():
@@ -143,7 +131,7 @@ def test_float32_path_never_upcasts():
     arrays = [hs, logits, dlogits, dpred, lg.V, lg.d, lg.h, sc.gates, sc.tanh_c]
     arrays += [getattr(cache, f) for f in ("h", "c", "gates", "tanh_c")]
     arrays += [getattr(g, f) for f in ("Wx", "Wh", "b", "x", "h0", "c0")]
-    arrays += [getattr(sg, f) for f in ("Wx", "Wh", "b", "x", "h_prev", "c_prev")]
+    arrays += [getattr(sg, f) for f in ("Wx", "Wh", "b", "x", "h_prev", "c_prev", "a")]
     assert [a.dtype for a in arrays] == [np.dtype(np.float32)] * len(arrays)
 
 
@@ -199,5 +187,5 @@ def test_forward_rejects_a_cache_of_other_sizes_for_reuse():
     _, cache64 = hd.lstm_forward(params.astype(np.float64), x.astype(np.float64))
     with pytest.raises(ValueError, match="dtype float64"):
         hd.lstm_forward(params, x, reuse=cache64)
-    with pytest.raises(TypeError, match="reuse must be an LSTMCache"):
+    with pytest.raises(TypeError, match="reuse must be the LSTMCache"):
         hd.lstm_forward(params, x, reuse=object())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.teaching.check import check_case, lstm_forward_reference, run_check
+from hdetach_np.teaching.check import check_case, run_check
 from hdetach_np.gradcheck import numerical_gradient, rel_error
 
 from conftest import make_problem
@@ -106,6 +106,28 @@ def test_reference_forward_matches_fast_forward(problem):
     _, params, x, h0, c0 = problem(8, 6, 3, 2, 4)
     hs, cache = hd.lstm_forward(params, x, h0, c0)
     mask = np.array([0, 1, 0, 0, 1, 1.0])
-    hs_ref, cT = lstm_forward_reference(params, x, h0, c0, h_scale=mask, c_scale=mask[::-1], anchor=cache)
+    hs_ref, cs_ref, _ = hd.lstm_forward_steps(params, x, h0, c0, h_scale=mask, c_scale=mask[::-1], anchor=cache)
+    cT = cs_ref[-1]
     np.testing.assert_allclose(hs_ref, hs, rtol=0, atol=1e-14)
     np.testing.assert_allclose(cT, cache.cs[-1], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_backward_steps_gradcheck(seed):
+    """`lstm_backward_steps` (the loop over the step functions) against centred differences, with
+    a fractional h_scale and an h-detach c_scale; the loss is linear in every h_t and in c_T."""
+    T, N, D, H = 4, 3, 2, 3
+    rng, params, x, h0, c0 = make_problem(30 + seed, T, N, D, H)
+    dhs, dcT = rng.standard_normal((T, N, H)), rng.standard_normal((N, H))
+    h_scale, c_scale = rng.uniform(0.2, 0.9, size=(T, N)), np.array([1.0, 0.0, 1.0, 1.0])
+    hs, cache = hd.lstm_forward(params, x, h0, c0)
+    _, _, caches = hd.lstm_forward_steps(params, x, h0, c0)
+    grads, steps = hd.lstm_backward_steps(dhs, caches, h_scale=h_scale, c_scale=c_scale, dcT=dcT)
+    assert len(steps) == T
+
+    def loss():
+        hs_, cs_, _ = hd.lstm_forward_steps(params, x, h0, c0, h_scale=h_scale, c_scale=c_scale, anchor=cache)
+        return float(np.sum(dhs * hs_) + np.sum(dcT * cs_[-1]))
+
+    for name, arr in (("Wx", params.Wx), ("Wh", params.Wh), ("b", params.b), ("x", x), ("h0", h0), ("c0", c0)):
+        assert rel_error(getattr(grads, name), numerical_gradient(loss, arr)) < TOL, name

@@ -87,19 +87,54 @@ def test_h_and_c_detach_match_torch(seed):
     assert not np.allclose(plain["Wh"], masked["Wh"])
 
 
-def test_gate_order_maps_to_torch_nn_lstm():
-    """torch.nn.LSTM orders its gates i, f, g, o: with the blocks permuted, its forward equals ours."""
+def test_to_torch_lstm_gives_the_same_outputs_and_gradients():
+    """`to_torch_lstm` maps the gate order (ours i, f, o, g; torch i, f, g, o) and the bias (b in
+    bias_ih, zeros in bias_hh): nn.LSTM's outputs and autograd gradients equal ours (float64)."""
     rng, params, _, x, h0, c0, _ = _problem(5)
-    D, H = params.input_size, params.hidden_size
-    ours = [slice(k * H, (k + 1) * H) for k in range(4)]  # i, f, o, g
-    order = [ours[0], ours[1], ours[3], ours[2]]  # torch's i, f, g, o taken from our columns
-    perm = np.concatenate([np.arange(4 * H)[s] for s in order])
-    lstm = torch.nn.LSTM(D, H).double()
+    params.b[:] = rng.uniform(-0.5, 0.5, size=params.b.shape)  # non-zero biases
+    lstm = hd.to_torch_lstm(params)
+    assert lstm.weight_ih_l0.dtype == torch.float64 and not lstm.bias_hh_l0.detach().any()
+    G_h, G_c = rng.standard_normal(x.shape[:2] + h0.shape[1:]), rng.standard_normal(h0.shape)  # dL/dh_t, dL/dc_T
+    xt, h0t, c0t = (torch.tensor(v, requires_grad=True) for v in (x, h0, c0))
+    out, (_, cT) = lstm(xt, (h0t[None], c0t[None]))
+    (torch.sum(torch.tensor(G_h) * out) + torch.sum(torch.tensor(G_c) * cT[0])).backward()
+    hs, cache = hd.lstm_forward(params, x, h0, c0)
+    np.testing.assert_allclose(hs, out.detach().numpy(), rtol=1e-12, atol=1e-14)
+    g = hd.lstm_backward(G_h, cache, dcT=G_c)
+    # torch's gradients, read back into our layout by the inverse map (both biases get db)
+    np.testing.assert_allclose(lstm.bias_ih_l0.grad.numpy(), lstm.bias_hh_l0.grad.numpy(), rtol=1e-13, atol=1e-15)
     with torch.no_grad():
-        lstm.weight_ih_l0.copy_(torch.tensor(params.Wx[:, perm].T))
-        lstm.weight_hh_l0.copy_(torch.tensor(params.Wh[:, perm].T))
-        lstm.bias_ih_l0.copy_(torch.tensor(params.b[perm]))
+        for p in lstm.parameters():
+            p.copy_(p.grad)
         lstm.bias_hh_l0.zero_()
+    theirs = hd.from_torch_lstm(lstm)
+    for name in ("Wx", "Wh", "b"):
+        np.testing.assert_allclose(getattr(g, name), getattr(theirs, name), rtol=1e-10, atol=1e-13, err_msg=name)
+    for name, t in (("x", xt), ("h0", h0t), ("c0", c0t)):
+        np.testing.assert_allclose(getattr(g, name), t.grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_from_torch_lstm_sums_the_two_biases_and_round_trips(dtype):
+    rng, params, _, x, h0, c0, _ = _problem(6)
+    params = params.astype(dtype)
+    back = hd.from_torch_lstm(hd.to_torch_lstm(params))
+    for name in ("Wx", "Wh", "b"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(params, name))
+        assert getattr(back, name).dtype == dtype
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(params.input_size, params.hidden_size).double()  # two non-zero biases
+    ours = hd.from_torch_lstm(lstm)
+    with torch.no_grad():
         out, _ = lstm(torch.tensor(x), (torch.tensor(h0)[None], torch.tensor(c0)[None]))
-    hs, _ = hd.lstm_forward(params, x, h0, c0)
+    hs, _ = hd.lstm_forward(ours, x, h0, c0)
     np.testing.assert_allclose(hs, out.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_from_torch_lstm_rejects_what_it_cannot_map():
+    with pytest.raises(ValueError, match="num_layers=2"):
+        hd.from_torch_lstm(torch.nn.LSTM(2, 3, num_layers=2))
+    with pytest.raises(TypeError, match="module must be a torch.nn.LSTM, got GRU"):
+        hd.from_torch_lstm(torch.nn.GRU(2, 3))
+    with pytest.raises(TypeError, match="params must be LSTMParams"):
+        hd.to_torch_lstm({"Wx": 1})

@@ -55,7 +55,8 @@ def test_h0_wrong_shape(setup):
     (np.full(6, 1.5), ValueError, r"values must be in \[0, 1\], got 1.5"),
     (np.full(6, -0.5), ValueError, r"in \[0, 1\]"),
     (np.full(6, np.nan), ValueError, r"in \[0, 1\]"),
-    (np.ones(5), ValueError, r"expected .* of shape \(T=6,\), \(T=6, N=3\) or \(T=6, N=3, H=4\), got \(5,\)"),
+    (np.ones(5), ValueError, r"expected .* as a number or of shape \(T=6,\), \(T=6, N=3\) or \(T=6, N=3, H=4\), got \(5,\)"),
+    (1.5, ValueError, r"values must be in \[0, 1\], got 1.5"),
     (np.ones((6, 4)), ValueError, "got \\(6, 4\\)"),  # (T, H) must not broadcast silently
     (np.array(["a"] * 6), TypeError, "numeric"),
 ])
@@ -109,3 +110,35 @@ def test_step_scale_shape():
         hd.lstm_step_backward(np.ones((4, 3)), np.zeros((4, 3)), cache, h_scale=np.ones(3))
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         hd.lstm_step_backward(np.ones((4, 3)), np.zeros((4, 3)), cache, c_scale=2.0)
+
+
+@pytest.mark.parametrize("name", ["Wx", "Wh", "b"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_params_reject_non_finite_values_in_every_array(setup, name, bad):
+    params, _ = setup
+    arrays = {k: v.copy() for k, v in params.as_dict().items()}
+    arrays[name].flat[3] = bad
+    with pytest.raises(ValueError, match=f"^{name} contains 1 NaN/inf value\\(s\\); expected finite numbers$"):
+        hd.LSTMParams(**arrays)
+
+
+@pytest.mark.parametrize("name", ["h_scale", "c_scale"])
+def test_a_number_is_an_edge_scale_for_every_step(setup, name):
+    """A number means the same factor at every step, in every function that takes edge scales."""
+    params, x = setup
+    T = x.shape[0]
+    hs, cache = hd.lstm_forward(params, x)
+    dhs = np.ones_like(hs)
+    same = {name: np.full(T, 0.5)}
+    for fn in (hd.lstm_backward, hd.gradient_paths, hd.temporal_credit):
+        a, b = fn(dhs, cache, **{name: 0.5}), fn(dhs, cache, **same)
+        if fn is hd.lstm_backward:
+            np.testing.assert_array_equal(a.Wh, b.Wh)
+        elif fn is hd.gradient_paths:
+            np.testing.assert_array_equal(a.h.Wh, b.h.Wh)
+        else:
+            np.testing.assert_array_equal(a.dh["h"], b.dh["h"])
+    hs_s, _, caches = hd.lstm_forward_steps(params, x)
+    a, _ = hd.lstm_backward_steps(dhs, caches, **{name: 0.5})
+    b, _ = hd.lstm_backward_steps(dhs, caches, **same)
+    np.testing.assert_array_equal(a.Wh, b.Wh)

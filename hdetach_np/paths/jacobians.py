@@ -36,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import check_array
-from ..lstm import LSTMCache, LSTMParams, edge_scale
-from .split import json_floats
+from ..lstm import LSTMParams
+from ..sequence import LSTMCache, check_cache, edge_scale
+from .records import json_floats
 
 MAX_FORWARD_MODE_ENTRIES = 50_000_000  # T * N * 2H * P: forward mode is for small LSTMs
 
@@ -60,11 +61,6 @@ class StepJacobians:
     k: np.ndarray
     f: np.ndarray
     G: np.ndarray
-
-
-def _check_cache(cache):
-    if not isinstance(cache, LSTMCache):
-        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
 
 
 def _check_step(t, T, name="t"):
@@ -98,7 +94,7 @@ def step_jacobians(cache: LSTMCache, t: int, direct: bool = True) -> StepJacobia
     """The blocks A_t, B_t, E_t of step t (0-based; step t maps s_{t-1} = (cache.h[t], cache.c[t])
     to s_t = (cache.h[t+1], cache.c[t+1])). Returns StepJacobians (see its docstring for shapes);
     with direct=False the parameter block E is skipped (None)."""
-    _check_cache(cache)
+    check_cache(cache)
     T, N, D = cache.x.shape
     t = _check_step(t, T)
     p = cache.params
@@ -177,7 +173,7 @@ def forward_mode(cache: LSTMCache, h_scale=1.0, c_scale=1.0) -> ForwardSensitivi
     lambda = h_scale weights every path by lambda per h-edge, exactly as in the reverse mode.
     For small LSTMs: T * N * 2H * P must stay below 5e7. Returns ForwardSensitivities.
     """
-    _check_cache(cache)
+    check_cache(cache)
     T, N, D = cache.x.shape
     p = cache.params
     H, P, dt = p.hidden_size, num_params(p), p.dtype
@@ -186,16 +182,16 @@ def forward_mode(cache: LSTMCache, h_scale=1.0, c_scale=1.0) -> ForwardSensitivi
             f"forward mode stores T*N*2H*P = {T * N * 2 * H * P} numbers (T={T}, N={N}, H={H}, P={P}); "
             f"expected at most {MAX_FORWARD_MODE_ENTRIES}: use a smaller LSTM, batch or sequence"
         )
-    hsc = edge_scale(np.full(T, h_scale) if np.ndim(h_scale) == 0 else h_scale, "h_scale", T, N, H, dt)
-    csc = edge_scale(np.full(T, c_scale) if np.ndim(c_scale) == 0 else c_scale, "c_scale", T, N, H, dt)
+    h_scale = edge_scale(h_scale, "h_scale", T, N, H, dt)
+    c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
     dh = np.empty((T, N, H, P), dt)
     dc = np.empty((T, N, H, P), dt)
     z_h = np.zeros((N, H, P), dt)  # dh_{t-1}/dtheta
     z_c = np.zeros((N, H, P), dt)  # dc_{t-1}/dtheta
     for t in range(T):
         J = step_jacobians(cache, t)
-        zh_in = hsc[t][..., None] * z_h  # the h-edge factor acts on h_{t-1}
-        zc_in = csc[t][..., None] * z_c  # the cell-edge factor acts on c_{t-1}
+        zh_in = h_scale[t][..., None] * z_h  # the h-edge factor acts on h_{t-1}
+        zc_in = c_scale[t][..., None] * z_c  # the cell-edge factor acts on c_{t-1}
         z = J.A[:, :, H:] @ zc_in + J.B[:, :, :H] @ zh_in + J.E  # (N, 2H, P)
         z_h, z_c = z[:, :H], z[:, H:]
         dh[t], dc[t] = z_h, z_c
@@ -243,7 +239,7 @@ def jacobian_products(cache: LSTMCache, lambdas=(0.0, 0.5, 1.0), max_lag: int | 
     (default every lag 1..max_lag; all must be in [1, max_lag]). spectral=False skips the SVDs
     (spec arrays are then nan). Returns JacobianProducts.
     """
-    _check_cache(cache)
+    check_cache(cache)
     T, N, _ = cache.x.shape
     H = cache.params.hidden_size
     end_step = T - 1 if end_step is None else _check_step(end_step, T, "end_step")

@@ -15,12 +15,10 @@ edge h_{t-1} -> a_t (the gates of step t) at all, or it uses at least one:
     cell stream:   dL/dh_t = the loss at step t only (no h-edge brings anything back), and
                    dL/dc_{t-1} = f_t * (dL/dc_t + dL/dh_t * o_t * (1 - tanh(c_t)^2))  (cell edge only)
 
-The cell stream needs no Wh product. Both streams go through the same step maths as
-`lstm_backward` (`_gate_coefs` and `_apply_gate_coefs` of lstm.py): the gate-derivative
-coefficients of a step depend on the forward pass only, so they are computed once per step and
-applied to each stream. The work arrays are unit-major like the cache, and the weight gradients of
-both streams come from one matmul per step, `[da_t; da_cell_t] [x_t, 1, h_{t-1}]` (8H, D+1+H) with
-the unit-major adjoints as its C-contiguous left operand; no (T, N, 4H) array is stored.
+The cell stream is the total stream with every h-edge cut, so both run through the one backward
+loop of `lstm_backward` (`hdetach_np.sequence.backward_loop`), stacked: each elementwise op of the
+step backward and the weight-gradient matmul serve both streams in one call, and the cell stream
+needs no Wh product. No (T, N, 4H) array is stored.
 
 A gradient taken with an h-detach mask or fractional `h_scale` (for instance the expected h-detach
 gradient `g(lambda = 1 - p)`, `expected_h_detach_gradient`) is split the same way: its total is that
@@ -39,17 +37,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import check_array, check_probability
+from .._validate import check_probability
 from ..linear import LinearGrads
-from ..lstm import (
-    GATES, LSTMCache, LSTMGrads, _apply_gate_coefs, _gate_coef_work, _gate_coefs, _gate_grads, _unit_major,
-    edge_scale, gate_slices, lstm_backward,
-)
+from ..lstm import GATES, gate_slices
+from ..sequence import LSTMCache, LSTMGrads, backward_loop, check_backward_inputs, check_cache, edge_scale, lstm_backward
+from .records import json_floats
 
 PARAM_NAMES = ("Wx", "Wh", "b")
 READOUT_NAMES = ("V", "d")
 PARTS = ("total", "cell", "h")
-CHUNK_STEPS = 1  # steps per weight-gradient matmul (measured: larger chunks gave no gain)
 
 
 def param_groups(H: int | None = None, readout: bool = False) -> tuple[str, ...]:
@@ -116,13 +112,6 @@ def path_ratios(norms: dict[str, dict[str, float]], group: str = "all") -> dict[
     return {"cell/total": _ratio(c, t), "cell/h": _ratio(c, h), "h/total": _ratio(h, t)}
 
 
-def json_floats(a, digits: int = 7):
-    """An array as nested lists of floats rounded to `digits` significant digits (nan/inf -> None)."""
-    a = np.asarray(a, dtype=float)
-    r = np.vectorize(lambda v: float(f"{v:.{digits}g}") if np.isfinite(v) else None, otypes=[object])(a)
-    return r.tolist() if a.ndim else r.item()
-
-
 def _ratio(a: float, b: float) -> float:
     if b == 0:
         return float("nan") if a == 0 else float("inf")
@@ -146,125 +135,34 @@ def _difference(a: LSTMGrads, b: LSTMGrads) -> LSTMGrads:
     return LSTMGrads(*(getattr(a, f) - getattr(b, f) for f in ("Wx", "Wh", "b", "x", "h0", "c0")))
 
 
-def _check_backward_inputs(dhs, cache, dhT, dcT):
-    if not isinstance(cache, LSTMCache):
-        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
-    dt, H = cache.params.dtype, cache.params.hidden_size
-    T, N, _ = cache.x.shape
-    if dhs is not None:
-        check_array("dhs", dhs, (T, N, H), dt, letters="TNH")
-    for name, v in (("dhT", dhT), ("dcT", dcT)):
-        if v is not None:
-            check_array(name, v, (N, H), dt, letters="NH")
-    return T, N, H, dt
-
-
 def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
-                   readout: LinearGrads | None = None, chunk: int | None = None) -> PathGrads:
+                   readout: LinearGrads | None = None) -> PathGrads:
     """Split the gradient of `lstm_backward(dhs, cache, h_scale, c_scale, dhT, dcT)` into its
     cell-path and h-path parts, in one backward pass.
 
-    Arguments as for `lstm_backward`: dhs (T, N, H) or None, h_scale / c_scale (T,), (T, N) or
-    (T, N, H) in [0, 1] or None, dhT, dcT (N, H) or None. `readout`: the readout's LinearGrads, to
-    be reported with the split (its cell part is its total, see the module docstring). `chunk`:
-    steps per weight-gradient matmul (None: one step, which measured fastest).
+    Arguments as for `lstm_backward`: dhs (T, N, H) or None, h_scale / c_scale a number, (T,),
+    (T, N) or (T, N, H) in [0, 1] or None, dhT, dcT (N, H) or None. `readout`: the readout's
+    LinearGrads, to be reported with the split (its cell part is its total, see the module docstring).
 
     Returns PathGrads(total, cell, h[, readout]); each of total, cell, h is an LSTMGrads with Wx
     (D, 4H), Wh (H, 4H), b (4H,), x (T, N, D), h0, c0 (N, H). The cell part uses no h-edge, so its
     h0 is zero; with c_scale the cell edges are scaled in both streams.
     """
-    T, N, H, dt = _check_backward_inputs(dhs, cache, dhT, dcT)
+    T, N, H, dt = check_backward_inputs(dhs, cache, dhT, dcT)
     if readout is not None and not isinstance(readout, LinearGrads):
         raise TypeError(f"readout must be the LinearGrads of the readout (linear_backward), got {type(readout).__name__}")
     if readout is not None and readout.V.shape[0] != H:
         raise ValueError(f"expected readout gradients with V of shape (H={H}, K), got {readout.V.shape}")
-    if chunk is None:
-        chunk = CHUNK_STEPS
-    elif not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer (steps per matmul) or None, got {chunk!r}")
-    C = int(min(chunk, T))
-    p = cache.params
-    D = p.input_size
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
-
-    # Layout as in lstm_backward: every (N, F) work array is unit-major (stored as (F, N)).
-    # total stream: dL/dh_t (the first H columns of `out`), dL/dc_t (from step t+1)
-    out = _unit_major(N, H + D, dt)  # [dL/dh_{t-1}, dL/dx_t] of the total stream, one matmul per step
-    dh, dc = out[:, :H], _unit_major(N, H, dt)
-    dh[...] = 0 if dhT is None else dhT
-    dc[...] = 0 if dcT is None else dcT
-    # cell stream: dL/dh_t is the loss at step t only (no h-edge brings anything back from a later
-    # step); dL/dc_t arrives from step t+1 along cell edges only
-    dhc, dcc = _unit_major(N, H, dt), _unit_major(N, H, dt)
-    dhc[...] = 0
-    dcc[...] = dc
-    coef, dct = _gate_coef_work(N, H, dt), _unit_major(N, H, dt)  # shared by both streams
-    WhxT = np.concatenate([p.Wh, p.Wx]).T  # (4H, H+D): [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T
-    # weight gradients, transposed: rows [total | cell] (8H), columns [Wx; b; Wh] (D+1+H); this
-    # orientation makes the unit-major [da_t; da_cell_t] the C-contiguous left operand (measured faster)
-    dWT, dWT_t = np.zeros((8 * H, D + 1 + H), dt), np.empty((8 * H, D + 1 + H), dt)
-    dx, dx_cell = np.empty((T, N, D), dt), np.empty((T, N, D), dt)
-    bufs = {}  # per chunk length n: [x_t; 1; h_{t-1}] (D+1+H, n, N) and [da_t; da_cell_t] (8H, n, N)
-    gates, tanh_c, c, h, x = cache.gates, cache.tanh_c, cache.c, cache.h, cache.x
-    detached = (hsc[:, 0, 0] == 0) if hsc is not None and hsc.shape[1:] == (1, 1) else np.zeros(T, bool)
-    WxT_rows = WhxT[:, H:]
-    out_x = out[:, H:]
-
-    for t1 in range(T, 0, -C):
-        t0 = max(t1 - C, 0)
-        n = t1 - t0
-        if n not in bufs:
-            Z, DA = np.empty((D + 1 + H, n, N), dt), np.empty((8 * H, n, N), dt)
-            Z[D] = 1
-            # per step j of the chunk: da, da_cell (N, 4H), x_t and h_{t-1} in Z (unit-major views)
-            views = [(DA[:4 * H, j].T, DA[4 * H:, j].T, Z[:D, j], Z[D + 1:, j]) for j in range(n)]
-            bufs[n] = Z, DA, views
-        Z, DA, views = bufs[n]
-        for t in range(t1 - 1, t0 - 1, -1):
-            da, da_cell, z_x, z_h = views[t - t0]
-            if dhs is not None:
-                dhc[...] = dhs[t]  # the loss at step t reaches h_t directly (both streams)
-                dh += dhc
-            elif t == T - 2:
-                dhc[...] = 0
-            if t == T - 1 and dhT is not None:
-                dhc += dhT
-            # both streams through the cell of step t, with one set of coefficients
-            g_t = gates[t]
-            _gate_coefs(g_t, tanh_c[t], c[t], coef)
-            f = g_t[:, H:2 * H]
-            _apply_gate_coefs(dh, dc, coef, f, da, dc, dct)
-            _apply_gate_coefs(dhc, dcc, coef, f, da_cell, dcc, dct)
-            z_x[...] = x[t].T
-            z_h[...] = h[t].T
-            # total stream only: into x_t and, along the edge h_{t-1} -> a_t, into h_{t-1}
-            if detached[t]:
-                np.matmul(da, WxT_rows, out=out_x)  # a detached step needs no Wh product
-                dh.fill(0)
-            else:
-                np.matmul(da, WhxT, out=out)
-                if hsc is not None:
-                    dh *= hsc[t]
-            dx[t] = out_x
-            if csc is not None:  # the cell edge c_{t-1} -> c_t, in both streams
-                dc *= csc[t]
-                dcc *= csc[t]
-        # weight gradients of both streams for the chunk in one matmul: [x_t; 1; h_{t-1}] [da | da_cell]
-        rows = n * N
-        np.matmul(DA.reshape(8 * H, rows), Z.reshape(D + 1 + H, rows).T, out=dWT_t)
-        dWT += dWT_t
-        # the cell stream's input gradient, for the chunk: (Wx @ da_cell^T)^T
-        dx_cell[t0:t1] = (p.Wx @ DA[4 * H:].reshape(4 * H, rows)).reshape(D, n, N).transpose(1, 2, 0)
-
-    def part(k, gx, h0, c0):
-        dW = dWT[4 * k * H:4 * (k + 1) * H].T  # (D+1+H, 4H): [Wx; b; Wh]
-        return LSTMGrads(Wx=np.ascontiguousarray(dW[:D]), Wh=np.ascontiguousarray(dW[D + 1:]), b=dW[D].copy(),
-                         x=gx, h0=np.ascontiguousarray(h0), c0=np.ascontiguousarray(c0))
-
-    total = part(0, dx, dh, dc)
-    cell = part(1, dx_cell, np.zeros((N, H), dt), dcc)
+    streams = _total_and_cell(edge_scale(h_scale, "h_scale", T, N, H, dt), T, dt)
+    for _, adjoints in backward_loop(dhs, cache, streams, edge_scale(c_scale, "c_scale", T, N, H, dt), dhT, dcT):
+        pass
+    total, cell = adjoints.grads(0), adjoints.grads(1)
     return PathGrads(total, cell, _difference(total, cell), readout)
+
+
+def _total_and_cell(h_scale, T, dtype):
+    """The h_scales of the two streams: the total gradient's, and every h-edge cut (the cell part)."""
+    return (h_scale, np.zeros((T, 1, 1), dtype))
 
 
 def gradient_paths_reference(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> PathGrads:
@@ -297,9 +195,7 @@ def expected_h_detach_gradient(dhs, cache: LSTMCache, p: float, c_scale=None, dh
     path with k h-edges is weighted (1 - p)^k; the pure cell path keeps weight 1.
     dhs (T, N, H) or None; returns LSTMGrads.
     """
-    if not isinstance(cache, LSTMCache):
-        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
-    T = cache.x.shape[0]
+    T = check_cache(cache).x.shape[0]
     lam = h_detach_lambda(T, p, cache.params.dtype)
     return lstm_backward(dhs, cache, h_scale=lam, c_scale=c_scale, dhT=dhT, dcT=dcT)
 
@@ -311,9 +207,7 @@ def expected_h_detach_paths(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=N
     The cell part is the same as for the plain gradient (no mask touches it); the h part is
     weighted (1 - p)^k per path with k h-edges. Returns PathGrads.
     """
-    if not isinstance(cache, LSTMCache):
-        raise TypeError(f"cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
-    T = cache.x.shape[0]
+    T = check_cache(cache).x.shape[0]
     lam = h_detach_lambda(T, p, cache.params.dtype)
     return gradient_paths(dhs, cache, h_scale=lam, c_scale=c_scale, dhT=dhT, dcT=dcT, readout=readout)
 
@@ -382,11 +276,10 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
     T-1 with dhT/dcT) is where lag 0 is; `max_lag` (default ref_step) limits the lags reported and
     must satisfy 0 <= max_lag <= ref_step < T. Returns TemporalCredit (arrays indexed by lag).
 
-    A plain step-by-step loop with both streams (two `_gate_grads` calls per step): written to be
-    read; the sum of its per-step weight terms equals `gradient_paths`.
+    The same backward loop as `gradient_paths` (two streams, total and cell), read at every step;
+    the sum of its per-step weight terms equals `gradient_paths`.
     """
-    T, N, H, dt = _check_backward_inputs(dhs, cache, dhT, dcT)
-    p = cache.params
+    T, N, H, dt = check_backward_inputs(dhs, cache, dhT, dcT)
     if ref_step is None:
         ref_step = _last_loss_step(dhs, T, dhT, dcT)
     elif not isinstance(ref_step, (int, np.integer)) or not 0 <= ref_step < T:
@@ -398,53 +291,29 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
             f"max_lag must be an integer in [0, ref_step={ref_step}] (a lag beyond the start of the "
             f"sequence of T={T} steps has no step), got {max_lag!r}"
         )
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, dt)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    streams = _total_and_cell(edge_scale(h_scale, "h_scale", T, N, H, dt), T, dt)
+    c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
+    D = cache.params.input_size
     L = int(max_lag) + 1
     groups = param_groups()
     dh_n = {q: np.zeros(L) for q in PARTS}
     dc_n = {q: np.zeros(L) for q in PARTS}
     da_n = {q: np.zeros(L) for q in PARTS}
     w_n = {q: {g: np.zeros(L) for g in groups} for q in PARTS}
-
-    dh = np.zeros((N, H), dt) if dhT is None else dhT.copy()
-    dc = np.zeros((N, H), dt) if dcT is None else dcT.copy()
-    dhc, dcc = dh.copy(), dc.copy()
-    da, dac = np.empty((N, 4 * H), dt), np.empty((N, 4 * H), dt)
-    for t in range(T - 1, -1, -1):
-        if dhs is not None:
-            dh += dhs[t]  # the loss at step t reaches h_t directly (both streams)
-            dhc += dhs[t]
+    for t, adj in backward_loop(dhs, cache, streams, c_scale, dhT, dcT):
         k = ref_step - t
-        if 0 <= k < L:
-            # full dL/dc_t: from c_{t+1} plus through h_t = o tanh(c_t)
-            o = cache.gates[t, :, 2 * H:3 * H]
-            dpath = o * (1 - cache.tanh_c[t] ** 2)
-            full = {"total": (dh, dc + dh * dpath), "cell": (dhc, dcc + dhc * dpath)}
-            full["h"] = (full["total"][0] - full["cell"][0], full["total"][1] - full["cell"][1])
-            for q in PARTS:
-                dh_n[q][k] = np.linalg.norm(full[q][0])
-                dc_n[q][k] = np.linalg.norm(full[q][1])
-        dc = _gate_grads(dh, dc, cache.gates[t], cache.tanh_c[t], cache.c[t], da)
-        dcc = _gate_grads(dhc, dcc, cache.gates[t], cache.tanh_c[t], cache.c[t], dac)
-        if 0 <= k < L:
-            for q, a in (("total", da), ("cell", dac), ("h", da - dac)):
-                da_n[q][k] = np.linalg.norm(a)
-                step_grads = LSTMGrads(Wx=cache.x[t].T @ a, Wh=cache.h[t].T @ a, b=a.sum(axis=0),
-                                       x=None, h0=None, c0=None)
-                for g, v in _norms(step_grads).items():
-                    w_n[q][g][k] = v
-        # h-edge (total stream only) and cell edges (both streams)
-        if hsc is not None and hsc.shape[1:] == (1, 1) and hsc[t, 0, 0] == 0:
-            dh = np.zeros((N, H), dt)
-        else:
-            dh = da @ p.Wh.T
-            if hsc is not None:
-                dh *= hsc[t]
-        dhc = np.zeros((N, H), dt)
-        if csc is not None:
-            dc = dc * csc[t]
-            dcc = dcc * csc[t]
+        if not 0 <= k < L:
+            continue
+        # what reaches h_t, c_t (everything: from later steps and through h_t) and a_t, per part
+        for name, norms, (total, cell) in (("dh", dh_n, adj.dh), ("dc", dc_n, adj.cell.dc_t), ("da", da_n, adj.da)):
+            for q, v in (("total", total), ("cell", cell), ("h", total - cell)):
+                norms[q][k] = np.linalg.norm(v)
+        # step t's term in each weight gradient, [x_t, 1, h_{t-1}]^T dL/da_t, from the loop
+        total, cell = adj.dW_step  # each (4H, D+1+H): [dWx; db; dWh] transposed
+        for q, term in (("total", total), ("cell", cell), ("h", total - cell)):
+            step_grads = LSTMGrads(Wx=term[:, :D].T, Wh=term[:, D + 1:].T, b=term[:, D], x=None, h0=None, c0=None)
+            for g, v in _norms(step_grads).items():
+                w_n[q][g][k] = v
     return TemporalCredit(int(ref_step), np.arange(L), dh_n, dc_n, da_n, w_n)
 
 

@@ -26,8 +26,10 @@ import numpy as np
 from .._validate import check_choice, check_probability, float_dtype
 from ..linear import init_linear, linear_backward, linear_forward
 from ..losses import softmax_cross_entropy
-from ..lstm import LSTMParams, init_lstm, lstm_forward
-from .split import PARTS, check_group, gradient_paths, h_detach_lambda, json_floats, param_groups
+from ..lstm import LSTMParams, init_lstm
+from ..sequence import lstm_forward
+from .records import json_floats
+from .split import PARTS, check_group, gradient_paths, h_detach_lambda, param_groups
 from ..tasks import COPY_CLASSES, copying_data
 
 WEIGHTS = ("Wh", "all")

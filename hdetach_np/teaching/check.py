@@ -19,31 +19,11 @@ import numpy as np
 from ..gradcheck import numerical_gradient, rel_error
 from ..linear import LinearParams, init_linear, linear_backward, linear_forward
 from ..losses import softmax_cross_entropy
-from ..lstm import LSTMCache, LSTMParams, edge_scale, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
+from ..lstm import init_lstm
+from ..sequence import lstm_backward, lstm_forward, lstm_forward_steps
 from ..masks import sample_h_detach_mask
 
 TOLERANCE = 1e-6
-
-
-def lstm_forward_reference(params: LSTMParams, x, h0, c0, h_scale=None, c_scale=None, anchor: LSTMCache | None = None):
-    """The sequence forward written with `lstm_step_forward`, with stop-gradient anchors.
-
-    Each step t feeds its gates with s * h_{t-1} + (1 - s) * anchor.h[t] (s = h_scale[t]) and its
-    cell with s * c_{t-1} + (1 - s) * anchor.c[t] (s = c_scale[t]). At the anchor's own parameters
-    the values equal the plain forward; the derivative sees only the fraction s of each edge.
-    Returns hs (T, N, H) and c_T (N, H).
-    """
-    T, N, _ = x.shape
-    H = params.hidden_size
-    hsc = edge_scale(h_scale, "h_scale", T, N, H, params.dtype)
-    csc = edge_scale(c_scale, "c_scale", T, N, H, params.dtype)
-    h, c, hs = h0, c0, []
-    for t in range(T):
-        h_in = h if hsc is None else hsc[t] * h + (1 - hsc[t]) * anchor.h[t]
-        c_in = c if csc is None else csc[t] * c + (1 - csc[t]) * anchor.c[t]
-        h, c, _ = lstm_step_forward(x[t], h_in, c_in, params)
-        hs.append(h)
-    return np.stack(hs), c
 
 
 @dataclass
@@ -80,7 +60,8 @@ def check_case(case: str, params, readout: LinearParams, x, h0, c0, targets, rc,
     grads = lstm_backward(lgrads.h, cache, h_scale=h_scale, c_scale=c_scale, dcT=rc.copy())
 
     def loss():
-        hs_, cT = lstm_forward_reference(params, x, h0, c0, h_scale, c_scale, anchor=cache)
+        hs_, cs_, _ = lstm_forward_steps(params, x, h0, c0, h_scale=h_scale, c_scale=c_scale, anchor=cache)
+        cT = cs_[-1]
         value, _ = softmax_cross_entropy(linear_forward(readout, hs_)[0], targets)
         return value + float(np.sum(rc * cT))
 

@@ -257,7 +257,7 @@ def execute_notebook(nb: dict, cwd, fast: bool, timeout: float = 600, allow_erro
     env = dict(os.environ)
     env[FAST_ENV] = "1" if fast else "0"
     env.pop("MPLBACKEND", None)  # let the kernel use its inline backend so figures are saved
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds hdetach_np/
     env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
     node = nbformat.reads(json.dumps(nb), as_version=4)
     kernelspec = node.metadata.get("kernelspec")

@@ -37,7 +37,8 @@ from .config import TrainConfig
 from .guard import DEFAULT_CHECKPOINT_MINUTES, check_memory, run_guard
 from ..linear import LinearParams, init_linear, linear_backward, linear_forward
 from ..losses import mse_loss, softmax_cross_entropy
-from ..lstm import LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
+from ..lstm import LSTMParams, init_lstm, lstm_step_forward
+from ..sequence import lstm_backward, lstm_forward
 from ..masks import sample_h_detach_mask
 from .optim import Optimizer, clip_grad_norm, make_optimizer
 from .progress import DurationEstimate

@@ -5,8 +5,7 @@
 3. `check_cell_path_c0_grad(cell_path_c0_grad)`: cell_path_c0_grad(dh_T, cache) -> dL/dc_0 (N, H)
    for a loss that reaches only h_T, with every edge h_{t-1} -> gates_t cut.
 
-The reference for dL/da is the package's step backward run one example at a time: b enters
-a = x Wx + h_prev Wh + b with coefficient 1, so for a single example dL/db = dL/da.
+The reference for dL/da is the package's step backward (`lstm_step_backward(...).a`).
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...gradcheck import rel_error
-from ...lstm import GATES, LSTMCache, StepCache, init_lstm, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from ...lstm import GATES, StepCache, init_lstm, lstm_step_backward, lstm_step_forward
+from ...sequence import LSTMCache, lstm_backward, lstm_forward
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 STEP_SIZES = ((0, 3, 2, 4), (1, 2, 3, 5), (2, 1, 1, 1))  # (seed, N, D, H)
@@ -39,14 +39,8 @@ def _step_problem(seed, N, D, H):
 
 
 def reference_gate_grads(dh, dc, cache: StepCache) -> np.ndarray:
-    """dL/da (N, 4H) from `lstm_step_backward`, one example at a time (dL/db = dL/da for N=1)."""
-    N, H = cache.h_prev.shape
-    da = np.empty((N, 4 * H))
-    for n in range(N):
-        one = slice(n, n + 1)
-        _, _, cache_n = lstm_step_forward(cache.x[one], cache.h_prev[one], cache.c_prev[one], cache.params)
-        da[n] = lstm_step_backward(dh[one], dc[one], cache_n).b
-    return da
+    """dL/da (N, 4H) from `lstm_step_backward`."""
+    return lstm_step_backward(dh, dc, cache).a
 
 
 def _snapshot(dh, dc, cache: StepCache) -> dict:

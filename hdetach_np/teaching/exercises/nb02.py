@@ -18,7 +18,8 @@ import numpy as np
 
 from ...gradcheck import rel_error
 from ...paths.jacobians import StepJacobians, forward_mode, num_params, step_jacobians
-from ...lstm import LSTMCache, LSTMParams, init_lstm, lstm_forward
+from ...lstm import LSTMParams, init_lstm
+from ...sequence import LSTMCache, lstm_forward
 from ...paths.split import gradient_paths
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from ...gradcheck import rel_error
 from ...paths.jacobians import step_jacobians
-from ...lstm import LSTMCache, init_lstm, lstm_forward
+from ...lstm import init_lstm
+from ...sequence import LSTMCache, lstm_forward
 from ...paths.suppression import SuppressionConfig, suppression_sweep
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 

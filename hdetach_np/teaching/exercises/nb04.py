@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...gradcheck import rel_error
-from ...lstm import LSTMGrads, init_lstm, lstm_backward, lstm_forward
+from ...lstm import init_lstm
+from ...sequence import LSTMGrads, lstm_backward, lstm_forward
 from ...paths.split import expected_h_detach_gradient
 from . import ExerciseError, call_student, close, expect_array, expect_unchanged, passed
 
