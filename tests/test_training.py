@@ -6,14 +6,15 @@ import os
 import numpy as np
 import pytest
 
-import hdetach_np.training.loop as tr
+import hdetach_np.training.model as tr
 from hdetach_np.training import runs
 from hdetach_np.training.config import TrainConfig
 from hdetach_np.training.data import MNISTData
 from hdetach_np.gradcheck import numerical_gradient, rel_error
 from hdetach_np.training.runs import CheckpointError, read_history
-from hdetach_np.training.loop import (TrainingDiverged, evaluate, evaluate_run, init_model, loss_and_grads, make_task_data,
-                              train, transfer_copying)
+from hdetach_np.training import evaluate_run, train, transfer_copying
+from hdetach_np.training.model import TrainingDiverged, evaluate, init_model, loss_and_grads
+from hdetach_np.training.task_data import make_task_data
 
 TINY = dict(task="copying", T=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,
             lr=1e-2, anneal_p=0)
@@ -144,9 +145,14 @@ def test_mnist_reports_test_at_best_validation():
     np.testing.assert_array_equal(np.sort(idx), np.arange(40))
 
 
-def test_evaluate_matches_the_training_forward():
-    cfg = tiny(n_valid=16, eval_batch_size=5, dtype="float64")
-    td = make_task_data(cfg)
+@pytest.mark.parametrize("task", ["copying", "adding", "pixel-mnist"])
+def test_evaluate_matches_the_training_forward(task):
+    # evaluation and training score a batch by the same rule (loss_and_accuracy); only the forward differs
+    kw = {"copying": dict(TINY, n_valid=16), "adding": dict(task="adding", T=6, hidden=8, n_valid=16),
+          "pixel-mnist": dict(task="pixel-mnist", pixels_per_step=98, hidden=8, batch_size=8, n_train=40, n_valid=16,
+                          n_test=0)}[task]
+    cfg = TrainConfig.from_dict(dict(kw, eval_batch_size=5, dtype="float64"))
+    td = make_task_data(cfg, mnist=fake_mnist())
     model = init_model(td.input_size, cfg.hidden, td.output_size, np.random.default_rng(3), np.float64)
     ev = evaluate(model, td, "valid", batch_size=5)
     x, y = next(td.eval_batches("valid", 16))
@@ -161,7 +167,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
 
     def flaky(logits, targets, steps="all"):
         loss, d = real(logits, targets, steps)
-        if logits.shape[0] == 1:  # an evaluation step
+        if logits.shape[1] != cfg.batch_size:  # an evaluation (16 validation sequences)
             return loss, d
         calls["n"] += 1
         return (float("nan"), d) if calls["n"] == 8 else (loss, d)
@@ -185,7 +191,7 @@ def test_nan_in_evaluation_stops(tmp_path, monkeypatch):
 
     def flaky(logits, targets, steps="all"):
         loss, d = real(logits, targets, steps)
-        return (float("inf"), d) if logits.shape[0] == 1 else (loss, d)
+        return (float("inf"), d) if logits.shape[1] == 16 else (loss, d)  # the 16 validation sequences
 
     monkeypatch.setattr(tr, "softmax_cross_entropy", flaky)
     with pytest.raises(TrainingDiverged, match=r"non-finite validation loss \(inf\) at iteration 6"):

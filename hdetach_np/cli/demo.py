@@ -516,7 +516,7 @@ def _add_demo(sub):
 def _run_demo(args) -> int:
     argv = ["hdetach-np", "demo", "--out", args.out, "--seed", str(args.seed), "--seeds", str(args.seeds),
             "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
-    from ..training.loop import TrainingDiverged
+    from ..training.model import TrainingDiverged
 
     try:
         res = run_demo(args.out, quick=args.quick, seed=args.seed, seeds=args.seeds, threads=args.threads,

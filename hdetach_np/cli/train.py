@@ -136,7 +136,7 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
 def _run_train(args) -> int:
     from ..training.data import DataError
     from ..training.runs import CheckpointError, read_json
-    from ..training.loop import TrainingDiverged, train
+    from ..training import TrainingDiverged, train
 
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
@@ -194,7 +194,7 @@ def _add_eval(sub):
 def _run_eval(args) -> int:
     from ..training.data import DataError
     from ..training.runs import CheckpointError
-    from ..training.loop import evaluate_run
+    from ..training.trained import evaluate_run
 
     try:
         with _blas_threads(args.threads):
@@ -227,7 +227,7 @@ def _add_transfer(sub):
 
 def _run_transfer(args) -> int:
     from ..training.runs import CheckpointError, read_json, write_json
-    from ..training.loop import transfer_copying
+    from ..training.trained import transfer_copying
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")

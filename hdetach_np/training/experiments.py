@@ -66,7 +66,8 @@ def is_complete(run_dir, config: dict) -> bool:
 
 
 def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
-    from .loop import TrainingDiverged, train
+    from .loop import train
+    from .model import TrainingDiverged
 
     limit_blas_threads()
     run = Path(run_dir)

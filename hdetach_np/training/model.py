@@ -1,0 +1,178 @@
+"""The model of the training engine: an LSTM (D -> H) with a linear readout (H -> K), and its loss.
+
+    model = init_model(D, H, K, rng)                       # as the original code initialises it
+    res = loss_and_grads(model, x, y, task, h_scale=keep)  # forward, readout, loss, backward
+    res.loss, res.accuracy, res.grads["lstm.Wh"]
+
+`loss_and_accuracy` is the one rule for the loss and the accuracy of a batch of readout outputs:
+training (`loss_and_grads`) and evaluation (`evaluate`) both use it. The task says where the
+loss is taken (`task.last_only`: the last step only, else every step), whether it is a
+cross-entropy with an accuracy (`task.classify`) or a mean squared error, and at which steps the
+accuracy counts (`task.acc_steps`, for every-step tasks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..linear import LinearParams, init_linear, linear_backward, linear_forward
+from ..losses import mse_loss, softmax_cross_entropy
+from ..lstm import LSTMCache, LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
+from ..paths.split import gradient_paths
+from . import runs
+
+PARAM_NAMES = ("lstm.Wx", "lstm.Wh", "lstm.b", "readout.V", "readout.d")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss, the gradient or the parameters became NaN or infinite."""
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """An LSTM (D -> H) and a linear readout (H -> K)."""
+
+    lstm: LSTMParams
+    readout: LinearParams
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The parameter arrays by name (the arrays themselves: updating them updates the model)."""
+        return {"lstm.Wx": self.lstm.Wx, "lstm.Wh": self.lstm.Wh, "lstm.b": self.lstm.b,
+                "readout.V": self.readout.V, "readout.d": self.readout.d}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, D: int, H: int, K: int, dtype, where: str = "parameters") -> "Model":
+        """Rebuild from `arrays()` output, checking every name, shape and dtype against (D, H, K, dtype)."""
+        dt = np.dtype(dtype)
+        shapes = {"lstm.Wx": (D, 4 * H), "lstm.Wh": (H, 4 * H), "lstm.b": (4 * H,), "readout.V": (H, K), "readout.d": (K,)}
+        if set(arrays) != set(shapes):
+            raise runs.CheckpointError(f"{where} holds {sorted(arrays)}, expected {sorted(shapes)}")
+        for k, shape in shapes.items():
+            a = arrays[k]
+            if a.shape != shape or a.dtype != dt:
+                raise runs.CheckpointError(f"{where} does not match the run config: {k} is {a.dtype} {a.shape}, "
+                                           f"expected {dt} {shape}")
+            if not np.isfinite(a).all():
+                raise runs.CheckpointError(f"{where}: {k} contains NaN/inf")
+        c = {k: np.array(v, copy=True) for k, v in arrays.items()}
+        return cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], c["lstm.b"]), LinearParams(c["readout.V"], c["readout.d"]))
+
+
+def init_model(D: int, H: int, K: int, rng: np.random.Generator, dtype=np.float32, scheme="original") -> Model:
+    """LSTM and readout initialised as the original code (U(-1/sqrt(H), 1/sqrt(H)))."""
+    return Model(init_lstm(D, H, rng, dtype=dtype, scheme=scheme), init_linear(H, K, rng, dtype=dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss of a batch: one rule for training and evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def loss_and_accuracy(logits: np.ndarray, y: np.ndarray, task) -> tuple[float, np.ndarray, int, int]:
+    """Loss, its gradient and the accuracy counts of readout outputs `logits` against targets `y`.
+
+    logits (T, N, K) for every-step tasks with y (T, N), or (1, N, K) for last-step tasks with
+    y (N,). Cross-entropy averaged over the (step, example) pairs for a classification task, mean
+    squared error otherwise. Returns (loss, dlogits like logits, correct, count): `count`
+    predictions were scored (at the steps `task.acc_steps`, or the last step), `correct` of them
+    right; count is 0 for regression.
+    """
+    if not task.classify:
+        loss, dlogits = mse_loss(logits, y.reshape(1, -1, 1).astype(logits.dtype, copy=False))
+        return loss, dlogits, 0, 0
+    targets = y[None] if task.last_only else y  # (1 or T, N)
+    loss, dlogits = softmax_cross_entropy(logits, targets)
+    scored = slice(None) if task.last_only else task.acc_steps  # the steps where accuracy counts
+    hits = logits[scored].argmax(-1) == targets[scored]  # (steps scored, N)
+    return loss, dlogits, int(hits.sum()), hits.size
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """Loss, accuracy counts and gradients (by parameter name) of one minibatch."""
+
+    loss: float
+    correct: int
+    count: int  # predictions counted for accuracy (0 for regression)
+    grads: dict
+    dhs: np.ndarray | None  # (T, N, H) dL/dh_t from the readout (None for last-step losses)
+    dhT: np.ndarray | None  # (N, H) dL/dh_T for last-step losses
+    cache: LSTMCache  # the cache of the forward pass
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.count if self.count else None
+
+
+def loss_and_grads(model: Model, x, y, task, h_scale=None, c_scale=None, reuse: LSTMCache | None = None) -> BatchResult:
+    """Forward, loss and backward for one minibatch x (T, N, D), y (T, N) or (N,).
+
+    h_scale / c_scale are the h-detach / c-detach keep masks for `lstm_backward`. reuse: the cache
+    of an earlier call with the same shapes, overwritten by this forward pass (see `lstm_forward`).
+    Raises TrainingDiverged if the hidden states or the loss are not finite.
+    """
+    hs, cache = lstm_forward(model.lstm, x, reuse=reuse)  # (T, N, H)
+    out = hs[-1:] if task.last_only else hs  # the readout sees (1, N, H) or (T, N, H)
+    if not np.isfinite(out).all():
+        raise TrainingDiverged("non-finite hidden state")
+    logits, lcache = linear_forward(model.readout, out)  # (1 or T, N, K)
+    loss, dlogits, correct, count = loss_and_accuracy(logits, y, task)
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"non-finite loss ({loss})")
+    # backprop into the readout and the hidden states it saw
+    lg = linear_backward(dlogits, lcache)
+    # backprop through time, with this iteration's edge masks
+    if task.last_only:
+        dhs, dhT = None, lg.h[0]
+        g = lstm_backward(None, cache, h_scale=h_scale, c_scale=c_scale, dhT=dhT)
+    else:
+        dhs, dhT = lg.h, None
+        g = lstm_backward(dhs, cache, h_scale=h_scale, c_scale=c_scale)
+    grads = {"lstm.Wx": g.Wx, "lstm.Wh": g.Wh, "lstm.b": g.b, "readout.V": lg.V, "readout.d": lg.d}
+    return BatchResult(loss, correct, count, grads, dhs, dhT, cache)
+
+
+def path_norms(res: BatchResult) -> dict:
+    """Norms of the cell-path and h-path parts of the full (unmasked) LSTM gradient of a minibatch."""
+    dhs = res.dhs
+    if dhs is None:  # last-step loss: dL/dh_t is zero except at the last step
+        dhs = np.zeros(res.cache.h[1:].shape, res.dhT.dtype)
+        dhs[-1] = res.dhT
+    return gradient_paths(dhs, res.cache).norms()
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate(model: Model, task, split: str = "valid", batch_size: int = 1000) -> dict:
+    """Loss and accuracy on a split, in chunks of `batch_size` sequences, by `loss_and_accuracy`.
+
+    The forward pass runs step by step and keeps only the hidden states the readout sees (every
+    step, or the last), so no cache of the whole sequence is stored. Returns {"loss" (mean over
+    the sequences), "accuracy" (None for regression), "n"}.
+    """
+    if split not in task.splits:
+        raise ValueError(f"unknown split {split!r} for this task; expected one of {', '.join(map(repr, task.splits))}")
+    total = 0.0
+    correct = count = n_total = 0
+    H, dt = model.lstm.hidden_size, model.lstm.dtype
+    for x, y in task.eval_batches(split, batch_size):
+        T, n, _ = x.shape
+        seen = np.empty((1 if task.last_only else T, n, H), dt)  # the hidden states the readout sees
+        h, c = np.zeros((n, H), dt), np.zeros((n, H), dt)
+        for t in range(T):
+            h, c, _ = lstm_step_forward(x[t], h, c, model.lstm)
+            if not task.last_only:
+                seen[t] = h
+        if task.last_only:
+            seen[0] = h
+        logits, _ = linear_forward(model.readout, seen)  # (1 or T, n, K)
+        loss, _, right, scored = loss_and_accuracy(logits, y, task)
+        total += loss * n
+        correct, count, n_total = correct + right, count + scored, n_total + n
+    return {"loss": total / n_total, "accuracy": correct / count if count else None, "n": n_total}

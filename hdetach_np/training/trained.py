@@ -1,0 +1,56 @@
+"""Using a finished run: its model, its evaluation, and copying models tested at other delays.
+
+    cfg, model, meta = load_run("runs/copy-T10")             # the best model (or which="last")
+    evaluate_run("runs/copy-T10")                           # {split: {"loss", "accuracy", "n"}}
+    transfer_copying("runs/copy-T10", [20, 50, 100])        # one row per delay T
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..tasks import copying_tokens
+from . import runs
+from .config import TrainConfig
+from .model import Model, evaluate
+from .task_data import CopyingData, make_task_data, task_sizes
+
+
+def load_run(run_dir, which: str = "best") -> tuple[TrainConfig, Model, dict]:
+    """(config, model, checkpoint meta) of a run folder; which = "best" or "last"."""
+    run = Path(run_dir)
+    if not (run / runs.CONFIG).is_file():
+        raise FileNotFoundError(f"{run} is not a run folder (no {runs.CONFIG})")
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    cfg = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG))
+    path = run / (runs.BEST if which == "best" else runs.CHECKPOINT)
+    params, _, meta = runs.load_checkpoint(path)
+    D, K = task_sizes(cfg)
+    return cfg, Model.from_arrays(params, D, cfg.hidden, K, cfg.dtype, where=str(path)), meta
+
+
+def evaluate_run(run_dir, which: str = "best", splits=None, mnist=None, data_dir=None) -> dict:
+    """Evaluate a run's best (or last) model on its splits: {split: {"loss", "accuracy", "n"}}."""
+    cfg, model, meta = load_run(run_dir, which)
+    task = make_task_data(cfg, mnist=mnist, data_dir=data_dir)
+    splits = list(task.splits) if splits is None else list(splits)
+    return {s: evaluate(model, task, s, cfg.eval_batch_size) for s in splits}
+
+
+def transfer_copying(run_dir, Ts, n: int = 5000, seed: int = 555, which: str = "best") -> list[dict]:
+    """Evaluate a copying run's model on n fresh sequences at each delay T in Ts (seed 555 per T)."""
+    cfg, model, _ = load_run(run_dir, which)
+    if cfg.task != "copying":
+        raise ValueError(f"transfer needs a copying run, got task {cfg.task!r}")
+    out = []
+    for T in Ts:
+        if not isinstance(T, int) or T < 1:
+            raise ValueError(f"every T must be an integer >= 1, got {T!r}")
+        tokens = copying_tokens(n, np.random.default_rng(seed))
+        task = CopyingData(cfg, None, T=T, tokens=tokens)
+        ev = evaluate(model, task, "valid", cfg.eval_batch_size)
+        out.append({"T": T, "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"], "seed": seed})
+    return out
