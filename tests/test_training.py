@@ -289,3 +289,31 @@ def test_anneal_switches_detaching_off_late():
     res = train(cfg.__class__.from_dict({**TINY, "p": 0.5, "epochs": 5, "anneal_p": 3, "iterations_per_epoch": 2}))
     ps = [r["p"] for r in res.history if "grad_norm" in r]
     assert ps == [0.5] * 6 + [0.0] * 4
+
+
+@pytest.mark.parametrize("task", ["copying", "pixel-mnist"])
+def test_a_reused_cache_gives_the_same_bits(task):
+    # the training loop hands each iteration's cache to the next forward pass (reuse=)
+    kw = {"copying": dict(TINY), "pixel-mnist": dict(MNIST_TINY, task="pixel-mnist")}[task]
+    cfg = TrainConfig.from_dict(dict(kw, p=0.5))
+    td = make_task_data(cfg, mnist=fake_mnist())
+    model = init_model(td.input_size, cfg.hidden, td.output_size, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x0, y0 = td.train_batch(0, rng)
+    x1, y1 = td.train_batch(1, rng)
+    keep = (np.arange(td.steps) % 3 != 0).astype(np.float32)
+    earlier = loss_and_grads(model, x0, y0, td, h_scale=keep)
+    reused = loss_and_grads(model, x1, y1, td, h_scale=keep, reuse=earlier.cache)
+    fresh = loss_and_grads(model, x1, y1, td, h_scale=keep)
+    assert np.shares_memory(reused.cache.gates, earlier.cache.gates)
+    assert reused.loss == fresh.loss and reused.correct == fresh.correct
+    for k in fresh.grads:
+        np.testing.assert_array_equal(reused.grads[k], fresh.grads[k], err_msg=k)
+    # evaluation keeps its window caches in `buffers` and reuses them on the next call
+    buffers = {}
+    first = evaluate(model, td, "valid", batch_size=7, buffers=buffers)
+    assert buffers
+    held = {k: v.gates for k, v in buffers.items()}
+    again = evaluate(model, td, "valid", batch_size=7, buffers=buffers)
+    assert all(np.shares_memory(buffers[k].gates, g) for k, g in held.items())
+    assert again == first == evaluate(model, td, "valid", batch_size=7)

@@ -71,7 +71,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
     log = RunLog(cfg, run, state, resume, quiet)
     ipe, total = cfg.iterations_per_epoch_resolved, cfg.total_iterations
     stop = total if stop_after is None else min(total, max(stop_after, state.iteration))
-    cache = None  # the forward pass's cache, overwritten by the next iteration
+    cache, eval_buffers = None, {}  # memory reused by every iteration and every evaluation
     k = epoch = None
     try:
         while state.iteration < stop:
@@ -107,7 +107,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
             log.progress(k, stop, res, state.best)
             # -- at an epoch's end: evaluate, keep the best model, checkpoint
             if k % ipe == 0:
-                state.best = end_of_epoch(cfg, task, state, run, log)
+                state.best = end_of_epoch(cfg, task, state, run, log, eval_buffers)
                 log.checkpoint(state)
             elif cfg.checkpoint_every and k % cfg.checkpoint_every == 0:
                 log.checkpoint(state)
@@ -137,10 +137,13 @@ def _check_arguments(config, run_dir, resume, stop_after) -> tuple[TrainConfig, 
     return config, (Path(run_dir) if run_dir is not None else None)
 
 
-def end_of_epoch(cfg: TrainConfig, task: TaskData, state: "TrainState", run, log: "RunLog") -> dict | None:
-    """Evaluate on the validation set (and the test set at a new best); save the best model. Returns the best."""
+def end_of_epoch(cfg: TrainConfig, task: TaskData, state: "TrainState", run, log: "RunLog",
+                 buffers: dict | None = None) -> dict | None:
+    """Evaluate on the validation set (and the test set at a new best); save the best model. Returns the best.
+
+    buffers: the evaluation's memory, kept for the next epoch (see `evaluate`)."""
     k, epoch, best = state.iteration, (state.iteration - 1) // cfg.iterations_per_epoch_resolved, state.best
-    ev = evaluate(state.model, task, "valid", cfg.eval_batch_size)
+    ev = evaluate(state.model, task, "valid", cfg.eval_batch_size, buffers)
     if not math.isfinite(ev["loss"]):
         raise TrainingDiverged(f"non-finite validation loss ({ev['loss']})")
     improved = _better(task, ev, best)
@@ -152,7 +155,7 @@ def end_of_epoch(cfg: TrainConfig, task: TaskData, state: "TrainState", run, log
     if improved:
         best = {"iteration": k, "epoch": epoch, "loss": ev["loss"], "accuracy": ev["accuracy"]}
         if "test" in task.splits:
-            te = evaluate(state.model, task, "test", cfg.eval_batch_size)
+            te = evaluate(state.model, task, "test", cfg.eval_batch_size, buffers)
             if not math.isfinite(te["loss"]):
                 raise TrainingDiverged(f"non-finite test loss ({te['loss']})")
             log.write({"iteration": k, "epoch": epoch, "split": "test", "loss": te["loss"],

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..linear import LinearParams, init_linear, linear_backward, linear_forward
 from ..losses import mse_loss, softmax_cross_entropy
-from ..lstm import LSTMCache, LSTMParams, init_lstm, lstm_backward, lstm_forward, lstm_step_forward
+from ..lstm import LSTMCache, LSTMParams, init_lstm, lstm_backward, lstm_forward
 from ..paths.split import gradient_paths
 from . import runs
 
@@ -137,11 +137,7 @@ def loss_and_grads(model: Model, x, y, task, h_scale=None, c_scale=None, reuse: 
 
 def path_norms(res: BatchResult) -> dict:
     """Norms of the cell-path and h-path parts of the full (unmasked) LSTM gradient of a minibatch."""
-    dhs = res.dhs
-    if dhs is None:  # last-step loss: dL/dh_t is zero except at the last step
-        dhs = np.zeros(res.cache.h[1:].shape, res.dhT.dtype)
-        dhs[-1] = res.dhT
-    return gradient_paths(dhs, res.cache).norms()
+    return gradient_paths(res.dhs, res.cache, dhT=res.dhT).norms()  # one of dhs, dhT is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,26 +145,36 @@ def path_norms(res: BatchResult) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def evaluate(model: Model, task, split: str = "valid", batch_size: int = 1000) -> dict:
+EVAL_WINDOW = 16  # steps per forward call in evaluation: the cache then holds 16 steps, not the sequence
+
+
+def evaluate(model: Model, task, split: str = "valid", batch_size: int = 1000, buffers: dict | None = None) -> dict:
     """Loss and accuracy on a split, in chunks of `batch_size` sequences, by `loss_and_accuracy`.
 
-    The forward pass runs step by step and keeps only the hidden states the readout sees (every
-    step, or the last), so no cache of the whole sequence is stored. Returns {"loss" (mean over
-    the sequences), "accuracy" (None for regression), "n"}.
+    The forward pass runs `lstm_forward` over windows of EVAL_WINDOW steps, carrying (h, c) from
+    one window to the next, and keeps only the hidden states the readout sees (every step, or the
+    last). buffers: a dict (empty at first) in which the window caches are kept for the next call,
+    so that repeated evaluations reuse their memory. Returns {"loss" (mean over the sequences),
+    "accuracy" (None for regression), "n"}.
     """
     if split not in task.splits:
         raise ValueError(f"unknown split {split!r} for this task; expected one of {', '.join(map(repr, task.splits))}")
+    buffers = {} if buffers is None else buffers
     total = 0.0
     correct = count = n_total = 0
     H, dt = model.lstm.hidden_size, model.lstm.dtype
     for x, y in task.eval_batches(split, batch_size):
         T, n, _ = x.shape
         seen = np.empty((1 if task.last_only else T, n, H), dt)  # the hidden states the readout sees
-        h, c = np.zeros((n, H), dt), np.zeros((n, H), dt)
-        for t in range(T):
-            h, c, _ = lstm_step_forward(x[t], h, c, model.lstm)
+        h = c = None  # zeros at the start
+        for a in range(0, T, EVAL_WINDOW):
+            window = x[a:a + EVAL_WINDOW]  # (W, n, D)
+            key = (dt.str, window.shape[0], n, H)
+            hs, cache = lstm_forward(model.lstm, window, h, c, reuse=buffers.get(key))  # (W, n, H)
+            buffers[key] = cache
             if not task.last_only:
-                seen[t] = h
+                seen[a:a + len(window)] = hs
+            h, c = cache.h[-1], cache.c[-1]  # the state at the window's end starts the next window
         if task.last_only:
             seen[0] = h
         logits, _ = linear_forward(model.readout, seen)  # (1 or T, n, K)
