@@ -16,7 +16,7 @@ from ..training.config import MNIST_TASKS, TASK_DEFAULTS, TASKS, TrainConfig, fi
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "detach": ("h", "c"), "mask_per": ("step", "example", "unit"),
-           "init": ("original", "forget-bias-1"), "dtype": ("float32", "float64")}
+           "init": ("original", "forget-bias-1"), "bias": ("one", "two"), "dtype": ("float32", "float64")}
 
 
 def _fail(cmd: str, err: Exception, status: int = 1) -> int:
@@ -145,7 +145,7 @@ def _run_train(args) -> int:
         run = Path(args.resume)
         if not (run / "config.json").is_file():
             raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
-        config = TrainConfig.from_dict(read_json(run / "config.json"))
+        config = TrainConfig.from_saved(read_json(run / "config.json"))
         if args.task and args.task != config.task:
             raise ValueError(f"the run {run} is a {config.task} run, not {args.task}")
     else:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..masks import sample_h_detach_mask
 from . import runs
-from .config import TrainConfig
+from .config import ADDED_KEYS, TrainConfig
 from .model import Model, TrainingDiverged, evaluate, init_model, loss_and_grads, path_norms
 from .optim import Optimizer, clip_grad_norm, make_optimizer
 from .task_data import TaskData, make_task_data
@@ -95,6 +95,7 @@ def train(config: TrainConfig, run_dir=None, *, resume: bool = False, stop_after
             if not math.isfinite(norm):
                 raise TrainingDiverged(f"non-finite gradient norm ({norm})")
             state.opt.step(res.grads)
+            state.model.sum_biases()  # two biases: lstm.b = b_ih + b_hh again
             if not all(np.isfinite(a).all() for a in state.model.arrays().values()):
                 raise TrainingDiverged("non-finite parameters after the update")
             state.iteration = k
@@ -212,22 +213,24 @@ def new_state(cfg: TrainConfig, task: TaskData, run: Path | None) -> TrainState:
         cfg.to_json(run / runs.CONFIG)
         runs.write_json(run / runs.VERSIONS, runs.versions())
     model = init_model(task.input_size, cfg.hidden, task.output_size, np.random.default_rng([cfg.seed, 1]),
-                       np.dtype(cfg.dtype), cfg.init)
+                       np.dtype(cfg.dtype), cfg.init, cfg.bias)
     return TrainState(model, _new_optimizer(cfg, model), np.random.default_rng([cfg.seed, 2]), 0, None, 0.0)
 
 
 def resume_state(cfg: TrainConfig, task: TaskData, run: Path, quiet: bool = True) -> TrainState:
     """The state saved in the run folder's checkpoint, checked against `cfg` and the task."""
-    saved = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG))
+    saved = TrainConfig.from_saved(runs.read_json(run / runs.CONFIG))
     if saved != cfg:
         diff = [k for k in cfg.keys() if getattr(saved, k) != getattr(cfg, k)]
         raise ValueError(f"the config differs from {run / runs.CONFIG} in {', '.join(diff)}; "
                          "a resumed run keeps its config")
     path = run / runs.CHECKPOINT
     params, opt_state, meta = runs.load_checkpoint(path)
-    if meta.get("config") != cfg.to_dict():
+    written_by = meta.get("config")
+    if not isinstance(written_by, dict) or {**ADDED_KEYS, **written_by} != cfg.to_dict():
         raise runs.CheckpointError(f"{path} was written by a different config than {run / runs.CONFIG}")
-    model = Model.from_arrays(params, task.input_size, cfg.hidden, task.output_size, cfg.dtype, where=str(path))
+    model = Model.from_arrays(params, task.input_size, cfg.hidden, task.output_size, cfg.dtype, where=str(path),
+                              bias=cfg.bias)
     opt = _new_optimizer(cfg, model)
     try:
         opt.load_state_dict(opt_state)

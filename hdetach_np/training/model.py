@@ -24,7 +24,9 @@ from ..lstm import LSTMCache, LSTMParams, init_lstm, lstm_backward, lstm_forward
 from ..paths.split import gradient_paths
 from . import runs
 
-PARAM_NAMES = ("lstm.Wx", "lstm.Wh", "lstm.b", "readout.V", "readout.d")
+PARAM_NAMES = ("lstm.Wx", "lstm.Wh", "lstm.b", "readout.V", "readout.d")  # bias "one"
+PARAM_NAMES_TWO_BIASES = ("lstm.Wx", "lstm.Wh", "lstm.b_ih", "lstm.b_hh", "readout.V", "readout.d")  # bias "two"
+BIASES = ("one", "two")
 
 
 class TrainingDiverged(RuntimeError):
@@ -33,23 +35,50 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """An LSTM (D -> H) and a linear readout (H -> K)."""
+    """An LSTM (D -> H) and a linear readout (H -> K).
+
+    Bias parametrisation: with one bias (b_ih = b_hh = None) the LSTM's b (4H,) is a parameter.
+    With two (the original's input-to-hidden and hidden-to-hidden biases, each (4H,)) b_ih and b_hh
+    are the parameters and `lstm.b` holds their sum for the forward pass, refreshed by
+    `sum_biases()`. The forward pass, and the gradient with respect to b, are the same either way;
+    dL/db_ih = dL/db_hh = dL/db.
+    """
 
     lstm: LSTMParams
     readout: LinearParams
+    b_ih: np.ndarray | None = None
+    b_hh: np.ndarray | None = None
+
+    @property
+    def bias(self) -> str:
+        return "one" if self.b_ih is None else "two"
+
+    def sum_biases(self) -> None:
+        """Two biases: write b_ih + b_hh into lstm.b (call after changing either). One bias: nothing."""
+        if self.b_ih is not None:
+            np.add(self.b_ih, self.b_hh, out=self.lstm.b)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The parameter arrays by name (the arrays themselves: updating them updates the model)."""
-        return {"lstm.Wx": self.lstm.Wx, "lstm.Wh": self.lstm.Wh, "lstm.b": self.lstm.b,
+        if self.b_ih is None:
+            biases = {"lstm.b": self.lstm.b}
+        else:
+            biases = {"lstm.b_ih": self.b_ih, "lstm.b_hh": self.b_hh}
+        return {"lstm.Wx": self.lstm.Wx, "lstm.Wh": self.lstm.Wh, **biases,
                 "readout.V": self.readout.V, "readout.d": self.readout.d}
 
     @classmethod
-    def from_arrays(cls, arrays: dict, D: int, H: int, K: int, dtype, where: str = "parameters") -> "Model":
-        """Rebuild from `arrays()` output, checking every name, shape and dtype against (D, H, K, dtype)."""
+    def from_arrays(cls, arrays: dict, D: int, H: int, K: int, dtype, where: str = "parameters",
+                    bias: str = "one") -> "Model":
+        """Rebuild from `arrays()` output, checking every name, shape and dtype against (D, H, K, dtype, bias)."""
         dt = np.dtype(dtype)
-        shapes = {"lstm.Wx": (D, 4 * H), "lstm.Wh": (H, 4 * H), "lstm.b": (4 * H,), "readout.V": (H, K), "readout.d": (K,)}
+        if bias not in BIASES:
+            raise ValueError(f"bias must be one of {', '.join(map(repr, BIASES))}, got {bias!r}")
+        biases = ("lstm.b",) if bias == "one" else ("lstm.b_ih", "lstm.b_hh")
+        shapes = {"lstm.Wx": (D, 4 * H), "lstm.Wh": (H, 4 * H), **{b: (4 * H,) for b in biases},
+                  "readout.V": (H, K), "readout.d": (K,)}
         if set(arrays) != set(shapes):
-            raise runs.CheckpointError(f"{where} holds {sorted(arrays)}, expected {sorted(shapes)}")
+            raise runs.CheckpointError(f"{where} holds {sorted(arrays)}, expected {sorted(shapes)} (bias {bias!r})")
         for k, shape in shapes.items():
             a = arrays[k]
             if a.shape != shape or a.dtype != dt:
@@ -58,12 +87,37 @@ class Model:
             if not np.isfinite(a).all():
                 raise runs.CheckpointError(f"{where}: {k} contains NaN/inf")
         c = {k: np.array(v, copy=True) for k, v in arrays.items()}
-        return cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], c["lstm.b"]), LinearParams(c["readout.V"], c["readout.d"]))
+        readout = LinearParams(c["readout.V"], c["readout.d"])
+        if bias == "one":
+            return cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], c["lstm.b"]), readout)
+        model = cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], np.empty(4 * H, dt)), readout, c["lstm.b_ih"], c["lstm.b_hh"])
+        model.sum_biases()
+        return model
 
 
-def init_model(D: int, H: int, K: int, rng: np.random.Generator, dtype=np.float32, scheme="original") -> Model:
-    """LSTM and readout initialised as the original code (U(-1/sqrt(H), 1/sqrt(H)))."""
-    return Model(init_lstm(D, H, rng, dtype=dtype, scheme=scheme), init_linear(H, K, rng, dtype=dtype))
+def init_model(D: int, H: int, K: int, rng: np.random.Generator, dtype=np.float32, scheme="original",
+               bias: str = "one") -> Model:
+    """LSTM and readout initialised as the original code (U(-1/sqrt(H), 1/sqrt(H))).
+
+    bias="two" keeps the two bias vectors apart: the same draws as `init_lstm` (Wx, Wh, b_ih,
+    b_hh, each uniform; "forget-bias-1" adds 1 to b_ih's forget block), then the readout.
+    """
+    if bias not in BIASES:
+        raise ValueError(f"bias must be one of {', '.join(map(repr, BIASES))}, got {bias!r}")
+    twin = np.random.Generator(type(rng.bit_generator)())  # replays init_lstm's draws to keep the biases
+    twin.bit_generator.state = rng.bit_generator.state
+    lstm = init_lstm(D, H, rng, dtype=dtype, scheme=scheme)
+    readout = init_linear(H, K, rng, dtype=dtype)
+    if bias == "one":
+        return Model(lstm, readout)
+    k = 1.0 / np.sqrt(H)
+    twin.uniform(-k, k, size=(D + H) * 4 * H)  # Wx and Wh, as init_lstm drew them
+    b_ih, b_hh = twin.uniform(-k, k, size=4 * H), twin.uniform(-k, k, size=4 * H)
+    if scheme == "forget-bias-1":
+        b_ih[H:2 * H] += 1.0
+    model = Model(lstm, readout, b_ih.astype(lstm.dtype), b_hh.astype(lstm.dtype))
+    model.sum_biases()
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +168,7 @@ def loss_and_grads(model: Model, x, y, task, h_scale=None, c_scale=None, reuse: 
     of an earlier call with the same shapes, overwritten by this forward pass (see `lstm_forward`).
     Raises TrainingDiverged if the hidden states or the loss are not finite.
     """
+    model.sum_biases()  # two biases: b = b_ih + b_hh
     hs, cache = lstm_forward(model.lstm, x, reuse=reuse)  # (T, N, H)
     out = hs[-1:] if task.last_only else hs  # the readout sees (1, N, H) or (T, N, H)
     if not np.isfinite(out).all():
@@ -131,7 +186,11 @@ def loss_and_grads(model: Model, x, y, task, h_scale=None, c_scale=None, reuse: 
     else:
         dhs, dhT = lg.h, None
         g = lstm_backward(dhs, cache, h_scale=h_scale, c_scale=c_scale)
-    grads = {"lstm.Wx": g.Wx, "lstm.Wh": g.Wh, "lstm.b": g.b, "readout.V": lg.V, "readout.d": lg.d}
+    if model.bias == "one":
+        biases = {"lstm.b": g.b}
+    else:  # b = b_ih + b_hh: each gets dL/db (two arrays: clipping scales each in place)
+        biases = {"lstm.b_ih": g.b, "lstm.b_hh": g.b.copy()}
+    grads = {"lstm.Wx": g.Wx, "lstm.Wh": g.Wh, **biases, "readout.V": lg.V, "readout.d": lg.d}
     return BatchResult(loss, correct, count, grads, dhs, dhT, cache)
 
 
@@ -160,6 +219,7 @@ def evaluate(model: Model, task, split: str = "valid", batch_size: int = 1000, b
     if split not in task.splits:
         raise ValueError(f"unknown split {split!r} for this task; expected one of {', '.join(map(repr, task.splits))}")
     buffers = {} if buffers is None else buffers
+    model.sum_biases()
     total = 0.0
     correct = count = n_total = 0
     H, dt = model.lstm.hidden_size, model.lstm.dtype

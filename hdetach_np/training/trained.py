@@ -25,11 +25,11 @@ def load_run(run_dir, which: str = "best") -> tuple[TrainConfig, Model, dict]:
         raise FileNotFoundError(f"{run} is not a run folder (no {runs.CONFIG})")
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
-    cfg = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG))
+    cfg = TrainConfig.from_saved(runs.read_json(run / runs.CONFIG))
     path = run / (runs.BEST if which == "best" else runs.CHECKPOINT)
     params, _, meta = runs.load_checkpoint(path)
     D, K = task_sizes(cfg)
-    return cfg, Model.from_arrays(params, D, cfg.hidden, K, cfg.dtype, where=str(path)), meta
+    return cfg, Model.from_arrays(params, D, cfg.hidden, K, cfg.dtype, where=str(path), bias=cfg.bias), meta
 
 
 def evaluate_run(run_dir, which: str = "best", splits=None, mnist=None, data_dir=None) -> dict:
