@@ -158,12 +158,12 @@ def bench_cold(T: int, N: int, H: int, repeats: int) -> dict:
     dhT = rng.standard_normal((N, H)).astype(np.float32)
     held = {"cache": None}  # the cache kept between calls (reuse only)
 
-    def step(reuse: bool) -> float:
-        t0 = time.perf_counter()
+    def step(reuse: bool) -> tuple[float, float]:
+        t0, cpu0 = time.perf_counter(), time.process_time()
         _, cache = hd.lstm_forward(params, x, reuse=held["cache"] if reuse else None)
         hd.lstm_backward(None, cache, dhT=dhT)
         held["cache"] = cache if reuse else None
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - cpu0
 
     times = {f"{kind}-{temp}": [] for kind in ("fresh", "reuse") for temp in ("warm", "cold")}
     for r in range(repeats):
@@ -174,9 +174,12 @@ def bench_cold(T: int, N: int, H: int, repeats: int) -> dict:
             times[f"{kind}-warm"].append(step(reuse))
             _trim()
             times[f"{kind}-cold"].append(step(reuse))
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    print("forward + backward (s): " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()), flush=True)
-    return {"T": T, "N": N, "H": H, "times": times, "median": med}
+    out = {"T": T, "N": N, "H": H, "repeats": repeats}
+    for clock, i in (("wall", 0), ("cpu", 1)):
+        med = {k: float(np.median([t[i] for t in v])) for k, v in times.items()}
+        out[clock] = {"times": {k: [t[i] for t in v] for k, v in times.items()}, "median": med}
+        print(f"forward + backward ({clock} s): " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()), flush=True)
+    return out
 
 
 def machine() -> dict:
