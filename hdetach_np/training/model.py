@@ -90,9 +90,8 @@ class Model:
         readout = LinearParams(c["readout.V"], c["readout.d"])
         if bias == "one":
             return cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], c["lstm.b"]), readout)
-        model = cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], np.empty(4 * H, dt)), readout, c["lstm.b_ih"], c["lstm.b_hh"])
-        model.sum_biases()
-        return model
+        b = c["lstm.b_ih"] + c["lstm.b_hh"]  # the forward pass's bias
+        return cls(LSTMParams(c["lstm.Wx"], c["lstm.Wh"], b), readout, c["lstm.b_ih"], c["lstm.b_hh"])
 
 
 def init_model(D: int, H: int, K: int, rng: np.random.Generator, dtype=np.float32, scheme="original",
