@@ -148,7 +148,8 @@ def test_mnist_reports_test_at_best_validation():
 @pytest.mark.parametrize("task", ["copying", "adding", "pixel-mnist"])
 def test_evaluate_matches_the_training_forward(task):
     # evaluation and training score a batch by the same rule (loss_and_accuracy); only the forward differs
-    kw = {"copying": dict(TINY, n_valid=16), "adding": dict(task="adding", T=6, hidden=8, n_valid=16),
+    # copying: 32 steps, two evaluation windows of 16 through one reused cache
+    kw = {"copying": dict(TINY, T=12, n_valid=16), "adding": dict(task="adding", T=6, hidden=8, n_valid=16),
           "pixel-mnist": dict(task="pixel-mnist", pixels_per_step=98, hidden=8, batch_size=8, n_train=40, n_valid=16,
                           n_test=0)}[task]
     cfg = TrainConfig.from_dict(dict(kw, eval_batch_size=5, dtype="float64"))

@@ -10,7 +10,8 @@ One iteration: draw a minibatch, run the LSTM forward, apply the readout (at eve
 copying task, only at the last step for adding and MNIST), take the loss, back-propagate with this
 iteration's h-detach mask (one Bernoulli(p) draw per step, shared by the batch: the edge
 h_{t-1} -> gates_t is cut with probability p; `detach="c"` cuts c_{t-1} -> c_t instead), clip the
-global gradient norm over all parameters including the readout, and take an optimizer step.
+global gradient norm over all parameters including the readout (both biases with bias="two"), and
+take an optimizer step.
 At each epoch end the model is evaluated on the validation set (and on the test set when the
 validation result is the best so far), the best model is saved and a checkpoint is written.
 
