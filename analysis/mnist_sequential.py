@@ -82,7 +82,7 @@ def main(argv=None) -> dict:
     for task in ("pixel-mnist", "permuted-mnist"):
         base = dict(task=task, pixels_per_step=args.pixels_per_step, hidden=args.hidden, lr=args.lr,
                     n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, epochs=args.epochs,
-                    anneal_p=0, batch_size=100 if not args.quick else 25)
+                    anneal_p=0, batch_size=100 if not args.quick else 25, bias="one")
         for tag, over in ex.copying_variants([args.p]).items():
             jobs[f"{task}, {tag}"] = ex.make_jobs(base, {tag: over}, seeds)[tag]
     groups = ex.train_groups(jobs, ex.runs_dir(args), workers=args.workers, data_dir=args.data_dir, mnist=mnist)

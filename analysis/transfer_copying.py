@@ -39,8 +39,7 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
 
     from hdetach_np.training import experiments as ex
-    from hdetach_np.training import blas_threads
-    from hdetach_np.training.loop import transfer_copying
+    from hdetach_np.training import blas_threads, transfer_copying
 
     args = build_parser().parse_args(argv)
     if args.n < 1:

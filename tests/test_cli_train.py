@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import hdetach_np.training.loop as tr
+import hdetach_np.training.model as tr
 from hdetach_np.cli import build_parser, main
 from hdetach_np.training.config import TrainConfig
 

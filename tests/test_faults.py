@@ -345,12 +345,12 @@ def test_memory_estimate_is_a_lower_bound_of_the_arrays():
 
 
 def test_a_memory_error_during_a_fresh_run_removes_what_it_wrote(tmp_path, monkeypatch):
-    import hdetach_np.training.loop as loop
+    import hdetach_np.training.model as model
 
     def no_memory(*a, **kw):
         raise MemoryError("Unable to allocate")
 
-    monkeypatch.setattr(loop, "lstm_forward", no_memory)
+    monkeypatch.setattr(model, "lstm_forward", no_memory)
     with pytest.raises(MemoryError):
         train(tiny(), tmp_path / "new")
     assert not (tmp_path / "new").exists()

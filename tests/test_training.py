@@ -6,14 +6,15 @@ import os
 import numpy as np
 import pytest
 
-import hdetach_np.training.loop as tr
+import hdetach_np.training.model as tr
 from hdetach_np.training import runs
 from hdetach_np.training.config import TrainConfig
 from hdetach_np.training.data import MNISTData
 from hdetach_np.gradcheck import numerical_gradient, rel_error
 from hdetach_np.training.runs import CheckpointError, read_history
-from hdetach_np.training.loop import (TrainingDiverged, evaluate, evaluate_run, init_model, loss_and_grads, make_task_data,
-                              train, transfer_copying)
+from hdetach_np.training import evaluate_run, train, transfer_copying
+from hdetach_np.training.model import TrainingDiverged, evaluate, init_model, loss_and_grads
+from hdetach_np.training.task_data import make_task_data
 
 TINY = dict(task="copying", delay=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,
             lr=1e-2, anneal_p=0)
@@ -144,9 +145,15 @@ def test_mnist_reports_test_at_best_validation():
     np.testing.assert_array_equal(np.sort(idx), np.arange(40))
 
 
-def test_evaluate_matches_the_training_forward():
-    cfg = tiny(n_valid=16, eval_batch_size=5, dtype="float64")
-    td = make_task_data(cfg)
+@pytest.mark.parametrize("task", ["copying", "adding", "pixel-mnist"])
+def test_evaluate_matches_the_training_forward(task):
+    # evaluation and training score a batch by the same rule (loss_and_accuracy); only the forward differs
+    # copying: 32 steps, two evaluation windows of 16 through one reused cache
+    kw = {"copying": dict(TINY, delay=12, n_valid=16), "adding": dict(task="adding", length=6, hidden=8, n_valid=16),
+          "pixel-mnist": dict(task="pixel-mnist", pixels_per_step=98, hidden=8, batch_size=8, n_train=40, n_valid=16,
+                          n_test=0)}[task]
+    cfg = TrainConfig.from_dict(dict(kw, eval_batch_size=5, dtype="float64"))
+    td = make_task_data(cfg, mnist=fake_mnist())
     model = init_model(td.input_size, cfg.hidden, td.output_size, np.random.default_rng(3), np.float64)
     ev = evaluate(model, td, "valid", batch_size=5)
     x, y = next(td.eval_batches("valid", 16))
@@ -161,7 +168,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
 
     def flaky(logits, targets, steps="all"):
         loss, d = real(logits, targets, steps)
-        if logits.shape[0] == 1:  # an evaluation step
+        if logits.shape[1] != cfg.batch_size:  # an evaluation (16 validation sequences)
             return loss, d
         calls["n"] += 1
         return (float("nan"), d) if calls["n"] == 8 else (loss, d)
@@ -185,7 +192,7 @@ def test_nan_in_evaluation_stops(tmp_path, monkeypatch):
 
     def flaky(logits, targets, steps="all"):
         loss, d = real(logits, targets, steps)
-        return (float("inf"), d) if logits.shape[0] == 1 else (loss, d)
+        return (float("inf"), d) if logits.shape[1] == 16 else (loss, d)  # the 16 validation sequences
 
     monkeypatch.setattr(tr, "softmax_cross_entropy", flaky)
     with pytest.raises(TrainingDiverged, match=r"non-finite validation loss \(inf\) at iteration 6"):
@@ -283,3 +290,31 @@ def test_anneal_switches_detaching_off_late():
     res = train(cfg.__class__.from_dict({**TINY, "p": 0.5, "epochs": 5, "anneal_p": 3, "iterations_per_epoch": 2}))
     ps = [r["p"] for r in res.history if "grad_norm" in r]
     assert ps == [0.5] * 6 + [0.0] * 4
+
+
+@pytest.mark.parametrize("task", ["copying", "pixel-mnist"])
+def test_a_reused_cache_gives_the_same_bits(task):
+    # the training loop hands each iteration's cache to the next forward pass (reuse=)
+    kw = {"copying": dict(TINY), "pixel-mnist": dict(MNIST_TINY, task="pixel-mnist")}[task]
+    cfg = TrainConfig.from_dict(dict(kw, p=0.5))
+    td = make_task_data(cfg, mnist=fake_mnist())
+    model = init_model(td.input_size, cfg.hidden, td.output_size, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x0, y0 = td.train_batch(0, rng)
+    x1, y1 = td.train_batch(1, rng)
+    keep = (np.arange(td.steps) % 3 != 0).astype(np.float32)
+    earlier = loss_and_grads(model, x0, y0, td, h_scale=keep)
+    reused = loss_and_grads(model, x1, y1, td, h_scale=keep, reuse=earlier.cache)
+    fresh = loss_and_grads(model, x1, y1, td, h_scale=keep)
+    assert np.shares_memory(reused.cache.gates, earlier.cache.gates)
+    assert reused.loss == fresh.loss and reused.correct == fresh.correct
+    for k in fresh.grads:
+        np.testing.assert_array_equal(reused.grads[k], fresh.grads[k], err_msg=k)
+    # evaluation keeps its window caches in `buffers` and reuses them on the next call
+    buffers = {}
+    first = evaluate(model, td, "valid", batch_size=7, buffers=buffers)
+    assert buffers
+    held = {k: v.gates for k, v in buffers.items()}
+    again = evaluate(model, td, "valid", batch_size=7, buffers=buffers)
+    assert all(np.shares_memory(buffers[k].gates, g) for k, g in held.items())
+    assert again == first == evaluate(model, td, "valid", batch_size=7)

@@ -237,7 +237,7 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, show: bool, say):
             cfg = TrainConfig.from_dict(dict(
                 task="copying", delay=s.T, hidden=s.hidden, batch_size=s.batch_size, lr=s.lr, p=p, anneal_p=0,
                 seed=seed, epochs=s.epochs, iterations_per_epoch=s.iterations_per_epoch, n_train=s.n_train,
-                n_valid=s.n_valid, one_hot=s.one_hot, log_paths_every=s.log_paths_every))
+                n_valid=s.n_valid, one_hot=s.one_hot, log_paths_every=s.log_paths_every, bias="one"))
             run_dir = out / "runs" / f"{folder[name]}-seed{seed}"
             say(f"[{k}/{n_runs}] copying T={s.T}, {name}, seed {seed}: {cfg.total_iterations} iterations -> {run_dir}")
             t0 = time.perf_counter()
@@ -496,7 +496,7 @@ def register(sub) -> None:
 def _run_demo(args) -> int:
     argv = ["hdetach-np", "demo", "--out", args.out, "--seed", str(args.seed), "--seeds", str(args.seeds),
             "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
-    from ..training.loop import TrainingDiverged
+    from ..training.model import TrainingDiverged
 
     try:
         res = run_demo(args.out, quick=args.quick, seed=args.seed, seeds=args.seeds, threads=args.threads,

@@ -16,14 +16,14 @@ from pathlib import Path
 from .._validate import check_int
 from ..lstm import INIT_SCHEMES
 from ..masks import PER
-from ..training.config import DETACH, DTYPES, LEGACY_T, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
+from ..training.config import BIASES, DETACH, DTYPES, LEGACY_T, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
 from ..training.optim import OPTIMIZERS
 from ..training.threads import blas_threads, describe_threads, parse_threads
 from ..training.guard import DEFAULT_CHECKPOINT_MINUTES
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 INT_OR_NONE = ("delay", "length", "perm_seed")  # integer keys whose default may be null
-CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "dtype": DTYPES}
+CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "bias": BIASES, "dtype": DTYPES}
 
 
 def _fail(cmd: str, err: Exception, status: int = 1) -> int:
@@ -165,7 +165,7 @@ def _run_train(args) -> int:
     from ..training.data import DataError
     from ..training.guard import TrainingInterrupted
     from ..training.runs import CHECKPOINT, CheckpointError, RunFolderBusy, read_json
-    from ..training.loop import TrainingDiverged, train
+    from ..training import TrainingDiverged, train
     import numpy as np
 
     from . import os_error_hint
@@ -179,7 +179,7 @@ def _run_train(args) -> int:
         run = Path(args.resume)
         if not (run / "config.json").is_file():
             raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
-        config = TrainConfig.from_dict(read_json(run / "config.json"))
+        config = TrainConfig.from_saved(read_json(run / "config.json"))
         if args.task and args.task != config.task:
             raise ValueError(f"the run {run} is a {config.task} run, not {args.task}")
     else:
@@ -240,7 +240,7 @@ def _add_eval(sub):
 def _run_eval(args) -> int:
     from ..training.data import DataError
     from ..training.runs import CheckpointError
-    from ..training.loop import TrainingDiverged, evaluate_run
+    from ..training import TrainingDiverged, evaluate_run
 
     try:
         with blas_threads(args.threads):
@@ -277,7 +277,7 @@ def _add_transfer(sub):
 
 def _run_transfer(args) -> int:
     from ..training.runs import CheckpointError, read_json, write_json
-    from ..training.loop import TrainingDiverged, transfer_copying
+    from ..training import TrainingDiverged, transfer_copying
 
     check_int("--n", args.n, 1)
     check_int("--seed", args.seed, 0)

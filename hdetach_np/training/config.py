@@ -12,7 +12,8 @@ Two presets of task-dependent defaults (`PRESETS`):
 - "paper": the original experiments: copying delay 300, hidden 128, scalar input, 600 epochs of 1,000
   iterations; pixel and permuted MNIST one pixel per step, hidden 100, seed 400, 200 epochs; Adam
   lr 1e-3, h-detach switched off for the last `anneal_p - 1` epochs with anneal_p 40.
-Both: batch 100, clipping at 1.0. docs/training.md gives the expected duration of each.
+Both: batch 100, clipping at 1.0. The LSTM's bias: one vector in the laptop preset, the
+original's two trained vectors (b_ih, b_hh) in the paper preset. docs/training.md gives the expected duration of each.
 
 T is the number of steps of a sequence, as in the core (`sequence_length`): copying delay + 20,
 adding length, MNIST 784 / pixels_per_step. Configs written when the copying delay and the adding
@@ -36,6 +37,9 @@ MNIST_TASKS = ("pixel-mnist", "permuted-mnist")
 DTYPES = ("float32", "float64")
 DETACH = ("h", "c")
 INITS = INIT_SCHEMES
+BIASES = ("one", "two")
+# Keys added to the config after run folders were first written, with the value those runs used.
+ADDED_KEYS = {"bias": "one"}
 
 
 def _f(default, help, **kw):
@@ -44,23 +48,23 @@ def _f(default, help, **kw):
 
 # Task-dependent defaults, applied by `from_dict` under the keys it is given.
 _MNIST_LAPTOP = dict(delay=None, length=None, pixels_per_step=16, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=16,
-                     iterations_per_epoch=0, anneal_p=0, n_train=50_000, n_valid=5_000, n_test=10_000)
+                     iterations_per_epoch=0, anneal_p=0, n_train=50_000, n_valid=5_000, n_test=10_000, bias="one")
 _MNIST_PAPER = dict(delay=None, length=None, pixels_per_step=1, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=200,
-                    iterations_per_epoch=0, anneal_p=40, n_train=50_000, n_valid=10_000, n_test=10_000)
+                    iterations_per_epoch=0, anneal_p=40, n_train=50_000, n_valid=10_000, n_test=10_000, bias="two")
 PRESETS = {
     "laptop": {
         "copying": dict(delay=10, length=None, pixels_per_step=1, hidden=128, lr=3e-3, one_hot=True, seed=3, epochs=150,
-                        iterations_per_epoch=100, anneal_p=0, n_train=100_000, n_valid=500, n_test=0),
+                        iterations_per_epoch=100, anneal_p=0, n_train=100_000, n_valid=500, n_test=0, bias="one"),
         "adding": dict(delay=None, length=100, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=10,
-                       iterations_per_epoch=1000, anneal_p=0, n_train=0, n_valid=1_000, n_test=0),
+                       iterations_per_epoch=1000, anneal_p=0, n_train=0, n_valid=1_000, n_test=0, bias="one"),
         "pixel-mnist": _MNIST_LAPTOP,
         "permuted-mnist": _MNIST_LAPTOP,
     },
     "paper": {
         "copying": dict(delay=300, length=None, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=600,
-                        iterations_per_epoch=0, anneal_p=40, n_train=100_000, n_valid=5_000, n_test=0),
+                        iterations_per_epoch=0, anneal_p=40, n_train=100_000, n_valid=5_000, n_test=0, bias="two"),
         "adding": dict(delay=None, length=200, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=50,
-                       iterations_per_epoch=0, anneal_p=40, n_train=0, n_valid=1_000, n_test=0),
+                       iterations_per_epoch=0, anneal_p=40, n_train=0, n_valid=1_000, n_test=0, bias="two"),
         "pixel-mnist": _MNIST_PAPER,
         "permuted-mnist": _MNIST_PAPER,
     },
@@ -107,6 +111,8 @@ class TrainConfig:
                               task_default=True)
     perm_seed: int | None = _f(None, "permuted MNIST: seed of the pixel permutation (default: seed, as the original)")
     init: str = _f("original", "initialisation: " + ", ".join(INITS))
+    bias: str = _f("one", "LSTM bias: one (the sum b of the original's two biases as one parameter) or two (b_ih "
+                          "and b_hh trained as separate parameters, as the original)", task_default=True)
     dtype: str = _f("float32", "floating point type of the whole run: float32 or float64")
     log_every: int = _f(1, "write a training record (loss, accuracy, gradient norm, clipping) every k iterations")
     log_paths_every: int = _f(0, "every k iterations, log the norms of the cell-path and h-path gradient parts; 0 = off")
@@ -119,7 +125,7 @@ class TrainConfig:
                 raise ValueError(f"config {name} must be {expected}, got {getattr(self, name)!r}")
 
         for name, choices in (("task", TASKS), ("optimizer", OPTIMIZERS), ("detach", DETACH),
-                              ("mask_per", PER), ("init", INITS), ("dtype", DTYPES)):
+                              ("mask_per", PER), ("init", INITS), ("bias", BIASES), ("dtype", DTYPES)):
             need(name, getattr(self, name) in choices, "one of " + ", ".join(map(repr, choices)))
         ints = {"hidden": 1, "batch_size": 1, "anneal_p": 0, "seed": 0, "epochs": 1, "iterations_per_epoch": 0,
                 "n_train": 0, "n_valid": 1, "n_test": 0, "pixels_per_step": 1, "log_every": 1, "log_paths_every": 0,
@@ -236,6 +242,12 @@ class TrainConfig:
             raise ValueError(f"config T must be 784 / pixels_per_step = {784 // d.get('pixels_per_step', 1)} for pixel "
                              f"MNIST, got {T!r} (T is no longer a config key: set pixels_per_step)")
         return d
+
+    @classmethod
+    def from_saved(cls, d: dict) -> "TrainConfig":
+        """A config read from a run folder or a checkpoint: the keys it predates take the value its
+        run used (ADDED_KEYS), so that runs written before a key existed resume and compare equal."""
+        return cls.from_dict({**ADDED_KEYS, **d} if isinstance(d, dict) else d)
 
     @classmethod
     def from_json(cls, path) -> "TrainConfig":

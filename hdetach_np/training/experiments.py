@@ -50,14 +50,15 @@ def is_complete(run_dir, config: dict) -> bool:
     run = Path(run_dir)
     try:
         summary = runs.read_json(run / runs.SUMMARY)
-        saved = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG))
+        saved = TrainConfig.from_saved(runs.read_json(run / runs.CONFIG))
     except (OSError, ValueError):
         return False
     return bool(summary.get("complete")) and saved == TrainConfig.from_dict(config)
 
 
 def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
-    from .loop import TrainingDiverged, train
+    from .loop import train
+    from .model import TrainingDiverged
 
     blas_threads(1)  # one thread per worker process
     run = Path(run_dir)
@@ -134,7 +135,7 @@ def train_groups(jobs: dict, runs_dir, workers: int = 2, **run_kw) -> dict:
 
 def _same_config(run_dir, config) -> bool:
     try:
-        return TrainConfig.from_dict(runs.read_json(Path(run_dir) / runs.CONFIG)) == TrainConfig.from_dict(config)
+        return TrainConfig.from_saved(runs.read_json(Path(run_dir) / runs.CONFIG)) == TrainConfig.from_dict(config)
     except (OSError, ValueError):
         return False
 
@@ -252,7 +253,7 @@ def _jsonable(o):
 # says how this setting was chosen and why it differs.
 COPYING = dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
                n_train=100_000, n_valid=500, iterations_per_epoch=100, epochs=150, anneal_p=0,
-               log_paths_every=100)
+               log_paths_every=100, bias="one")
 
 # Smaller still, for the --quick modes (seconds).
 COPYING_QUICK = dict(COPYING, delay=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=5, epochs=3,

@@ -51,6 +51,7 @@ class Optimizer:
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.steps = 0
         self.state: dict[str, np.ndarray] = {}
+        self._work: dict[str, np.ndarray] = {}
 
     def _grad(self, grads, k):
         if k not in grads:
@@ -61,6 +62,13 @@ class Optimizer:
         if self.weight_decay:
             g = g + self.weight_decay * p
         return g
+
+    def _scratch(self, k):
+        """A work array shaped like parameter k, kept between steps (not part of the state)."""
+        work = self._work.get(k)
+        if work is None:
+            work = self._work[k] = np.empty_like(self.params[k])
+        return work
 
     def _buffer(self, name, k):
         key = f"{name}/{k}"
@@ -135,14 +143,21 @@ class Adam(Optimizer):
 
     def _update(self, k, g):
         m, v = self._buffer("m", k), self._buffer("v", k)
+        work = self._scratch(k)  # the operations of the update rule, written into one reused array
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        m += np.multiply(g, 1 - self.beta1, out=work)  # m = b1 m + (1 - b1) g
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
+        np.multiply(g, g, out=work)
+        work *= 1 - self.beta2
+        v += work  # v = b2 v + (1 - b2) g^2
         bias1 = 1 - self.beta1 ** self.steps
         bias2_sqrt = math.sqrt(1 - self.beta2 ** self.steps)
-        denom = np.sqrt(v) / bias2_sqrt + self.eps
-        self.params[k] -= (self.lr / bias1) * (m / denom)
+        denom = np.sqrt(v, out=work)
+        denom /= bias2_sqrt
+        denom += self.eps  # sqrt(v) / sqrt(1 - b2^k) + eps
+        step = np.divide(m, denom, out=work)
+        step *= self.lr / bias1
+        self.params[k] -= step
 
 
 class SGD(Optimizer):
@@ -216,7 +231,11 @@ def make_optimizer(kind: str, params: dict, lr: float, *, betas=(0.9, 0.999), ep
 
 def global_norm(grads: dict) -> float:
     """sqrt of the sum of squares of every gradient entry (accumulated in float64)."""
-    return math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64, copy=False), g.ravel())) for g in grads.values()))
+    total = 0.0
+    for g in grads.values():
+        a = g.ravel().astype(np.float64, copy=False)
+        total += float(np.dot(a, a))
+    return math.sqrt(total)
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> tuple[float, bool]:
