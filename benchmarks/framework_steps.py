@@ -266,8 +266,11 @@ def gradient_errors(step: Step, problem: Problem, mask: np.ndarray) -> dict[str,
 
 
 def mixed_mask(T: int, rng: np.random.Generator, dtype) -> np.ndarray:
-    """An h-detach keep-mask (p = 0.5) with at least one kept and one detached step (T >= 2)."""
+    """An h-detach keep-mask (p = 0.5) with a kept and a detached step among steps 1 .. T-1 (T >= 3);
+    at step 0 the edge comes from h0 = 0, whose mask changes no parameter gradient."""
+    if T < 3:
+        raise ValueError(f"mixed_mask needs T >= 3, got {T}")
     while True:
         mask = hd.sample_h_detach_mask(T, 0.5, rng, dtype=dtype)
-        if 0 < mask.sum() < T:
+        if 0 < mask[1:].sum() < T - 1:
             return mask
