@@ -110,14 +110,15 @@ def load_frameworks(wanted) -> dict:
     libs = {}
     if "tensorflow" in wanted:
         try:
-            import keras
             import tensorflow as tf
         except ImportError as e:
             print(f"TensorFlow is not installed ({e}): skipping tf-cell and tf-keras-lstm "
                   "(pip install 'hdetach-np[frameworks]')", flush=True)
-        else:
+        else:  # before any op runs (TensorFlow raises RuntimeError once its runtime has started)
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)
+            import keras
+
             libs.update(tensorflow=tf, keras=keras)
     if "jax" in wanted:
         try:
