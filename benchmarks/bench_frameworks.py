@@ -7,6 +7,7 @@ is not installed is skipped with a message:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_frameworks.py   # about 3 minutes
     python benchmarks/bench_frameworks.py --quick --out /tmp/fw.json     # tiny sizes, a smoke test
     python benchmarks/bench_frameworks.py --frameworks jax                # leave TensorFlow out
+    python benchmarks/bench_frameworks.py --configs copying               # one config
     python benchmarks/bench_frameworks.py --markdown benchmarks/results/bench_frameworks.json
 
 A step (see framework_steps.py): LSTM forward, linear readout and softmax cross-entropy at every
@@ -24,9 +25,13 @@ Order of events, all in one process:
    tf.config.threading.set_intra_op_parallelism_threads(1) and set_inter_op_parallelism_threads(1)
    right after import, before any op. numpy: threadpoolctl limits every thread pool it finds
    (OpenBLAS, any OpenMP runtime) to 1, after the frameworks are loaded. The check: each variant's
-   process CPU time over its wall time across its timed calls (about 1 for one thread, up to the
-   number of busy threads otherwise). As a control, numpy with 2 BLAS threads on large matmuls
-   shows what more than one thread looks like on this machine.
+   process CPU time over its wall time across its timed calls, and across the fastest quarter of
+   them (at most about 1 for one thread at a time; up to the number of threads working at once
+   otherwise, on a machine with cores to spare: on a busy one every thread waits for a core and the
+   ratio falls whatever the count). As a control, numpy with 2 BLAS threads on large matmuls shows
+   what two threads give on the machine as it is. Where Linux reports each thread's CPU time, the
+   JSON also says how many threads ran more than 5% of a variant's CPU time and the busiest one's
+   share: which threads did the work, not whether they worked at once.
 2. Gradients: each framework step against hdetach-np's, with the same weights, data and mask, in
    float64 at a tiny size (relative error < 1e-12) and in float32 at every benchmark size (< 1e-4).
    The run stops if one fails.
@@ -158,7 +163,8 @@ def threads_control(n_threads: int = 2, size: int = 1000, calls: int = 20) -> di
     with threadpoolctl.threadpool_limits(limits=n_threads, user_api="blas"):
         a @ a
         times = [timed_call(matmul, None) for _ in range(calls)]
-    return {"blas_threads": n_threads, "matmul": f"({size}, {size}) float32", "calls": calls, **cpu_over_wall(times)}
+    return {"blas_threads": n_threads, "matmul": f"({size}, {size}) float32", "calls": calls,
+            **cpu_over_wall(times), **busy_threads(times)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,11 +209,47 @@ def check_float64(libs: dict) -> dict:
     return errors
 
 
+def thread_cpu_ns() -> dict[str, int]:
+    """{thread id: nanoseconds it has run on a CPU} for the threads of this process (Linux
+    /proc/self/task/*/schedstat; empty elsewhere)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                out[tid] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that has just ended
+            continue
+    return out
+
+
 def timed_call(step: fs.Step, mask) -> dict:
-    """One call of a step: its wall and process CPU seconds."""
+    """One call of a step: its wall and process CPU seconds, and the CPU seconds of each thread
+    that ran during it (read outside the timed region)."""
+    before = thread_cpu_ns()
     c0, w0 = time.process_time(), time.perf_counter()
     step.run(mask if step.uses_mask else None)
-    return {"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    after = thread_cpu_ns()
+    threads = {k: (v - before.get(k, 0)) * 1e-9 for k, v in after.items() if v > before.get(k, 0)}
+    return {"wall": wall, "cpu": cpu, "threads": threads}
+
+
+def busy_threads(calls: list[dict], share: float = 0.05) -> dict:
+    """How the CPU time of the calls spread over threads: how many threads each ran more than
+    `share` of it, and the busiest thread's share. Says which threads worked, not whether at once."""
+    per_thread: dict[str, float] = {}
+    for c in calls:
+        for k, v in c["threads"].items():
+            per_thread[k] = per_thread.get(k, 0.0) + v
+    total = sum(per_thread.values())
+    if total == 0:
+        return {"threads_over_5pct": None, "busiest_thread_share": None}
+    return {"threads_over_5pct": sum(v > share * total for v in per_thread.values()),
+            "busiest_thread_share": max(per_thread.values()) / total}
 
 
 def cpu_over_wall(calls: list[dict]) -> dict:
@@ -247,7 +289,7 @@ def summarise(times: dict, steps, first_calls: dict) -> tuple[dict, dict]:
         q1, med, q3 = np.percentile(t["wall"], [25, 50, 75])
         timing[s.name] = {"median_s": float(med), "q1_s": float(q1), "q3_s": float(q3),
                           "min_s": float(np.min(t["wall"])), "n": len(t["wall"]),
-                          **cpu_over_wall(times[s.name]),
+                          **cpu_over_wall(times[s.name]), **busy_threads(times[s.name]),
                           "build_s": s.build_s, "first_call_s": first_calls[s.name],
                           "wall_s": t["wall"], "cpu_s": t["cpu"]}
     ratios = {}
@@ -339,17 +381,26 @@ def markdown(res: dict) -> str:
     for name, c in res["configs"].items():
         lines += ["", f"**{name}** (T={c['T']}, N={c['N']}, D={c['D']}, H={c['H']}, K={c['K']}; "
                       f"{c['repeats']} rounds)", "",
-                  "| variant | median s | q1 s | q3 s | CPU / wall | fastest quarter | build s | first call s |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| variant | median s | q1 s | q3 s | CPU / wall | fastest quarter | threads > 5% | build s | "
+                  "first call s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for v, t in c["timing"].items():
             lines.append(f"| {v} | {t['median_s']:.4f} | {t['q1_s']:.4f} | {t['q3_s']:.4f} | "
-                         f"{t['cpu_over_wall']:.2f} | {t['cpu_over_wall_fastest']:.2f} | {t['build_s']:.2f} | "
+                         f"{t['cpu_over_wall']:.2f} | {t['cpu_over_wall_fastest']:.2f} | "
+                         f"{_threads(t)} | {t['build_s']:.2f} | "
                          f"{t['first_call_s']:.3f} |")
     ctl = res.get("threads_control")
     if ctl:
         lines += ["", f"Control: numpy with {ctl['blas_threads']} BLAS threads, {ctl['matmul']} matmuls: "
-                      f"CPU / wall {ctl['cpu_over_wall']:.2f}, fastest quarter {ctl['cpu_over_wall_fastest']:.2f}."]
+                      f"CPU / wall {ctl['cpu_over_wall']:.2f}, fastest quarter "
+                      f"{ctl['cpu_over_wall_fastest']:.2f}, threads > 5% {_threads(ctl)}."]
     return "\n".join(lines)
+
+
+def _threads(t: dict) -> str:
+    """'2 (0.97)': threads with more than 5% of the CPU time, and the busiest one's share."""
+    if t["threads_over_5pct"] is None:
+        return "n/a"
+    return f"{t['threads_over_5pct']} ({t['busiest_thread_share']:.2f})"
 
 
 def main(argv=None) -> int:
@@ -357,6 +408,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes and 3 rounds (a smoke test)")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated, some of "
                     + ", ".join(FRAMEWORKS))
+    ap.add_argument("--configs", default=",".join(c.name for c in CONFIGS),
+                    help="comma-separated, some of " + ", ".join(c.name for c in CONFIGS))
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls of every variant before timing")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_frameworks.json")
     ap.add_argument("--markdown", type=Path, default=None, metavar="JSON",
@@ -370,6 +423,9 @@ def main(argv=None) -> int:
         ap.error(f"--frameworks must name some of {', '.join(FRAMEWORKS)}, got {args.frameworks!r}")
     if args.warmup < 0:
         ap.error(f"--warmup must be >= 0, got {args.warmup}")
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    if not names or any(n not in {c.name for c in CONFIGS} for n in names):
+        ap.error(f"--configs must name some of {', '.join(c.name for c in CONFIGS)}, got {args.configs!r}")
 
     started = time.time()
     libs = load_frameworks(wanted)
@@ -381,7 +437,7 @@ def main(argv=None) -> int:
            "tolerances": {"float64": F64_TOL, "float32": F32_TOL, "one_thread": ONE_THREAD_LIMIT},
            "ratio_names": [f"{a} / {b}" for a, b in RATIOS],
            "gradient_errors_float64": check_float64(libs), "configs": {}}
-    for cfg in QUICK_CONFIGS if args.quick else CONFIGS:
+    for cfg in [c for c in (QUICK_CONFIGS if args.quick else CONFIGS) if c.name in names]:
         res["configs"][cfg.name] = bench_config(cfg, libs, 1 if args.quick else args.warmup)
     res["threads_control"] = threads_control(size=200 if args.quick else 1000)
     over = {f"{c} {v} {k}": t[k] for c, r in res["configs"].items() for v, t in r["timing"].items()
