@@ -20,8 +20,12 @@ D=1, H=128, K=10) and copying-delay10 (the README Results' setting: delay 10 = 3
 D=10, N=100, H=128, K=9).
 
 Order of events, all in one process:
-1. Threads, before anything runs. JAX: XLA_FLAGS gets --xla_cpu_multi_thread_eigen=false before
-   JAX is imported (XLA's flag for its Eigen calls; JAX has no thread-count option). TensorFlow:
+1. Threads, before anything runs. JAX has no thread-count option: XLA_FLAGS gets
+   --xla_cpu_multi_thread_eigen=false before JAX is imported (XLA's flag for its Eigen calls), and
+   JAX's CPU client is created while the process may use one core only, so that XLA's thread pool
+   (sized by the usable cores) gets one thread and its threads stay on that core; the main thread
+   gets every core back at once. Without this, XLA's pool has a thread per core and the
+   per-thread CPU times show two of them sharing the work. TensorFlow:
    tf.config.threading.set_intra_op_parallelism_threads(1) and set_inter_op_parallelism_threads(1)
    right after import, before any op. numpy: threadpoolctl limits every thread pool it finds
    (OpenBLAS, any OpenMP runtime) to 1, after the frameworks are loaded. The check: each variant's
@@ -131,8 +135,44 @@ def load_frameworks(wanted) -> dict:
         except ImportError as e:
             print(f"JAX is not installed ({e}): skipping jax-scan (pip install 'hdetach-np[frameworks]')", flush=True)
         else:
+            on_one_core(jax.devices)  # creates JAX's CPU client and XLA's thread pool
             libs["jax"] = jax
     return libs
+
+
+def on_one_core(create) -> bool:
+    """Call `create()` while this thread may run on one core only, then give it back every core.
+
+    XLA sizes its CPU thread pool by the cores the process may use when the pool is made, and the
+    threads it starts keep that one-core affinity: JAX's work then runs on one core, one thread at
+    a time. Returns False where the affinity cannot be set (not Linux): then nothing is restricted.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        create()
+        return False
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        create()
+    finally:
+        os.sched_setaffinity(0, cores)
+    return True
+
+
+def one_core_threads() -> dict[str, int]:
+    """{thread name: count} of this process's threads that may run on a single core only."""
+    names: dict[str, int] = {}
+    if not hasattr(os, "sched_getaffinity") or (os.cpu_count() or 1) < 2:
+        return names
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if len(os.sched_getaffinity(int(tid))) == 1:
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    name = f.read().strip()
+                names[name] = names.get(name, 0) + 1
+        except OSError:  # a thread that has just ended
+            continue
+    return names
 
 
 def limit_threadpools():
@@ -150,7 +190,8 @@ def thread_settings(libs: dict) -> dict:
         out["tensorflow"] = {"intra_op": th.get_intra_op_parallelism_threads(),
                              "inter_op": th.get_inter_op_parallelism_threads()}
     if "jax" in libs:
-        out["jax"] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS")}
+        out["jax"] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS"), "client_created_on_one_core": True,
+                      "threads_on_one_core": one_core_threads()}
     return out
 
 
