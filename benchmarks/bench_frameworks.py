@@ -32,10 +32,12 @@ Order of events, all in one process:
    process CPU time over its wall time across its timed calls, and across the fastest quarter of
    them (at most about 1 for one thread at a time; up to the number of threads working at once
    otherwise, on a machine with cores to spare: on a busy one every thread waits for a core and the
-   ratio falls whatever the count). As a control, numpy with 2 BLAS threads on large matmuls shows
-   what two threads give on the machine as it is. Where Linux reports each thread's CPU time, the
-   JSON also says how many threads ran more than 5% of a variant's CPU time and the busiest one's
-   share: which threads did the work, not whether they worked at once.
+   ratio falls whatever the count). Where Linux reports per-thread scheduler times (schedstat), also
+   the mean number of the process's threads that were runnable (on a core or waiting for one)
+   during the calls, which a busy machine does not lower: about 1 for one thread at a time, 2 for
+   two threads working at once; and how many threads ran more than 5% of a variant's CPU time, with
+   the busiest one's share. As a control, numpy with 2 BLAS threads on large matmuls shows what two
+   threads give on the machine as it is.
 2. Gradients: each framework step against hdetach-np's, with the same weights, data and mask, in
    float64 at a tiny size (relative error < 1e-12) and in float32 at every benchmark size (< 1e-4).
    The run stops if one fails.
@@ -250,9 +252,9 @@ def check_float64(libs: dict) -> dict:
     return errors
 
 
-def thread_cpu_ns() -> dict[str, int]:
-    """{thread id: nanoseconds it has run on a CPU} for the threads of this process (Linux
-    /proc/self/task/*/schedstat; empty elsewhere)."""
+def thread_times() -> dict[str, tuple[int, int]]:
+    """{thread id: (ns it has run on a core, ns it has waited for one)} for the threads of this
+    process (Linux /proc/self/task/*/schedstat; empty elsewhere)."""
     out = {}
     try:
         tids = os.listdir("/proc/self/task")
@@ -261,22 +263,42 @@ def thread_cpu_ns() -> dict[str, int]:
     for tid in tids:
         try:
             with open(f"/proc/self/task/{tid}/schedstat") as f:
-                out[tid] = int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):  # a thread that has just ended
+                run, wait = f.read().split()[:2]
+            out[tid] = (int(run), int(wait))
+        except (OSError, ValueError):  # a thread that has just ended
             continue
     return out
 
 
 def timed_call(step: fs.Step, mask) -> dict:
-    """One call of a step: its wall and process CPU seconds, and the CPU seconds of each thread
-    that ran during it (read outside the timed region)."""
-    before = thread_cpu_ns()
+    """One call of a step: its wall and process CPU seconds; the CPU seconds of each thread that ran
+    during it, and the seconds its threads were runnable (on a core or waiting for one) summed over
+    threads, over `bracket` seconds (both read outside the timed region)."""
+    b0 = time.perf_counter()
+    before = thread_times()
     c0, w0 = time.process_time(), time.perf_counter()
     step.run(mask if step.uses_mask else None)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    after = thread_cpu_ns()
-    threads = {k: (v - before.get(k, 0)) * 1e-9 for k, v in after.items() if v > before.get(k, 0)}
-    return {"wall": wall, "cpu": cpu, "threads": threads}
+    after = thread_times()
+    bracket = time.perf_counter() - b0
+    ran = {k: (v[0] - before.get(k, (0, 0))[0]) * 1e-9 for k, v in after.items()}
+    waited = {k: (v[1] - before.get(k, (0, 0))[1]) * 1e-9 for k, v in after.items()}
+    return {"wall": wall, "cpu": cpu, "threads": {k: v for k, v in ran.items() if v > 0},
+            "runnable": sum(ran.values()) + sum(waited.values()) if after else None, "bracket": bracket}
+
+
+def cpu_over_wall(calls: list[dict]) -> dict:
+    """Process CPU time over wall time across calls, and across the fastest quarter of them (the
+    calls least slowed by other jobs: on a busy machine every thread waits for a core, which lowers
+    CPU / wall whatever the number of threads). And the mean number of runnable threads (on a core
+    or waiting for one), which other jobs do not lower: about 1 for one thread at a time."""
+    wall = np.array([c["wall"] for c in calls])
+    cpu = np.array([c["cpu"] for c in calls])
+    fast = wall <= np.percentile(wall, 25)
+    runnable = None if any(c["runnable"] is None for c in calls) else \
+        sum(c["runnable"] for c in calls) / sum(c["bracket"] for c in calls)
+    return {"cpu_over_wall": float(cpu.sum() / wall.sum()),
+            "cpu_over_wall_fastest": float(cpu[fast].sum() / wall[fast].sum()), "runnable_threads": runnable}
 
 
 def busy_threads(calls: list[dict], share: float = 0.05) -> dict:
@@ -291,17 +313,6 @@ def busy_threads(calls: list[dict], share: float = 0.05) -> dict:
         return {"threads_over_5pct": None, "busiest_thread_share": None}
     return {"threads_over_5pct": sum(v > share * total for v in per_thread.values()),
             "busiest_thread_share": max(per_thread.values()) / total}
-
-
-def cpu_over_wall(calls: list[dict]) -> dict:
-    """Process CPU time over wall time across calls, and across the fastest quarter of them (the
-    calls least slowed by other jobs: on a busy machine every thread waits for a core, which lowers
-    CPU / wall whatever the number of threads)."""
-    wall = np.array([c["wall"] for c in calls])
-    cpu = np.array([c["cpu"] for c in calls])
-    fast = wall <= np.percentile(wall, 25)
-    return {"cpu_over_wall": float(cpu.sum() / wall.sum()),
-            "cpu_over_wall_fastest": float(cpu[fast].sum() / wall[fast].sum())}
 
 
 def interleaved(steps, T: int, repeats: int, warmup: int, rng: np.random.Generator) -> dict:
@@ -422,19 +433,23 @@ def markdown(res: dict) -> str:
     for name, c in res["configs"].items():
         lines += ["", f"**{name}** (T={c['T']}, N={c['N']}, D={c['D']}, H={c['H']}, K={c['K']}; "
                       f"{c['repeats']} rounds)", "",
-                  "| variant | median s | q1 s | q3 s | CPU / wall | fastest quarter | threads > 5% | build s | "
-                  "first call s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| variant | median s | q1 s | q3 s | CPU / wall | fastest quarter | runnable threads | threads > 5% "
+                  "| build s | first call s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for v, t in c["timing"].items():
             lines.append(f"| {v} | {t['median_s']:.4f} | {t['q1_s']:.4f} | {t['q3_s']:.4f} | "
                          f"{t['cpu_over_wall']:.2f} | {t['cpu_over_wall_fastest']:.2f} | "
-                         f"{_threads(t)} | {t['build_s']:.2f} | "
+                         f"{_runnable(t)} | {_threads(t)} | {t['build_s']:.2f} | "
                          f"{t['first_call_s']:.3f} |")
     ctl = res.get("threads_control")
     if ctl:
         lines += ["", f"Control: numpy with {ctl['blas_threads']} BLAS threads, {ctl['matmul']} matmuls: "
                       f"CPU / wall {ctl['cpu_over_wall']:.2f}, fastest quarter "
-                      f"{ctl['cpu_over_wall_fastest']:.2f}, threads > 5% {_threads(ctl)}."]
+                      f"{ctl['cpu_over_wall_fastest']:.2f}, runnable threads {_runnable(ctl)}, threads > 5% {_threads(ctl)}."]
     return "\n".join(lines)
+
+
+def _runnable(t: dict) -> str:
+    return "n/a" if t["runnable_threads"] is None else f"{t['runnable_threads']:.2f}"
 
 
 def _threads(t: dict) -> str:
