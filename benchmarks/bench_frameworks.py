@@ -4,13 +4,13 @@ Run from the repository root; TensorFlow and JAX come with the `frameworks` extr
 is not installed is skipped with a message:
 
     pip install -e ".[frameworks]"
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_frameworks.py   # about 3 minutes
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_frameworks.py   # 1.5-4 min on 2 cores
     python benchmarks/bench_frameworks.py --quick --out /tmp/fw.json     # tiny sizes, a smoke test
     python benchmarks/bench_frameworks.py --frameworks jax                # leave TensorFlow out
     python benchmarks/bench_frameworks.py --configs copying               # one config
     python benchmarks/bench_frameworks.py --markdown benchmarks/results/bench_frameworks.json
 
-A step (see framework_steps.py): LSTM forward, linear readout and softmax cross-entropy at every
+A step (framework_steps.py; the thread handling is in one_thread.py): LSTM forward, linear readout and softmax cross-entropy at every
 step, backward to all parameters with an h-detach keep-mask (one Bernoulli per step shared by the
 batch, p = 0.5), float32. Variants: hdetach-np, tf-cell (a graph-mode custom cell with the mask as
 mask * h + (1 - mask) * stop_gradient(h) before the gates), jax-scan (jit(value_and_grad) over
