@@ -199,7 +199,8 @@ def bench_config(cfg: Config, libs: dict, warmup: int) -> dict:
     errors = check(steps, problem, mask, F32_TOL, f"float32 {cfg.name}")
     times = interleaved(steps, cfg.T, cfg.repeats, warmup, np.random.default_rng(3))
     timing, ratios = summarise(times, steps, first_calls)
-    print(f"{cfg.name}: " + ", ".join(f"{k} {v['ratio_of_medians']:.3f}" for k, v in ratios.items()), flush=True)
+    print(f"{cfg.name}: " + (", ".join(f"{k} {v['ratio_of_medians']:.3f}" for k, v in ratios.items())
+                             or "no framework to compare with"), flush=True)
     return {**asdict(cfg), "gradient_errors": errors, "timing": timing, "ratios": ratios}
 
 

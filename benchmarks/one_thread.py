@@ -106,7 +106,7 @@ def thread_settings(libs: dict) -> dict:
         out["tensorflow"] = {"intra_op": th.get_intra_op_parallelism_threads(),
                              "inter_op": th.get_inter_op_parallelism_threads()}
     if "jax" in libs:
-        out["jax"] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS"), "client_created_on_one_core": True,
+        out["jax"] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS"), "client_created_on_one_core": hasattr(os, "sched_setaffinity"),
                       "threads_on_one_core": one_core_threads()}
     return out
 
