@@ -28,7 +28,7 @@ sequence functions (`lstm_forward`, `lstm_backward`) call the same per-step help
 gate-derivative coefficients, which depend on the forward pass only) followed by
 `_apply_gate_coefs` (one adjoint stream); `hdetach_np.paths` applies one step's coefficients to
 two streams. Speed comes from how the work is laid out, not from a second implementation:
-- one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
+- one matmul per step and direction: a_t = `[x_t, 1, h_{t-1}] [Wx; b; Wh]` forward (no matmul over
   the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
   and dW += [x_t, 1, h_{t-1}]^T da_t for all three weight gradients at once;
 - one tanh call for the four gates (sigmoid(x) = (1 + tanh(x / 2)) / 2);
