@@ -4,7 +4,8 @@
     python -m hdetach_np.teaching.notebooks run notebooks/                   # execute, save the outputs
     python -m hdetach_np.teaching.notebooks run notebooks/ --fast            # the same with HDETACH_FAST=1
 
-(also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`).
+(also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`; the course
+actions `nbgrader-metadata` and `launch-links` are described in `hdetach_np.teaching.course`).
 
 Conventions every notebook follows:
 - A code cell tagged `parameters` (papermill style) sets `FAST = fast_mode()`; the next cell derives
@@ -243,7 +244,7 @@ def execute_notebook(nb: dict, cwd, fast: bool, timeout: float = 600, allow_erro
     env = dict(os.environ)
     env[FAST_ENV] = "1" if fast else "0"
     env.pop("MPLBACKEND", None)  # let the kernel use its inline backend so figures are saved
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding hdetach_np/
     env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
     node = nbformat.reads(json.dumps(nb), as_version=4)
     kernelspec = node.metadata.get("kernelspec")
@@ -319,6 +320,27 @@ def _add_notebook_actions(parser):
     r.add_argument("--fast", action="store_true", help=f"shrink every run ({FAST_ENV}=1)")
     r.add_argument("--timeout", type=float, default=600, help="seconds allowed per cell")
     r.set_defaults(func=_run_run)
+    g = actions.add_parser(
+        "nbgrader-metadata",
+        help="give the exercises nbgrader metadata (in place)",
+        description="Mark each cell tagged 'solution' as an nbgrader solution cell and the 'check' cell "
+        "after it as a graded, locked test cell, so that `nbgrader generate_assignment` and "
+        "`nbgrader autograde` work on the notebooks. Running it again changes nothing.",
+    )
+    g.add_argument("notebooks", nargs="+", help="notebooks to update in place")
+    g.add_argument("--points", type=int, default=1, help="points of each check cell")
+    g.set_defaults(func=_run_nbgrader_metadata)
+    la = actions.add_parser(
+        "launch-links",
+        help="open each notebook with Colab and Binder links and an install cell (in place)",
+        description="Make the first cell of each notebook a Markdown cell with links that open it on "
+        "Colab and Binder, and start its first code cell with lines that install hdetach_np when "
+        "it cannot be imported. Running it again replaces them.",
+    )
+    la.add_argument("notebooks", nargs="+", help="notebooks to update in place")
+    la.add_argument("--url", help="https://github.com/OWNER/NAME (default: url in ./setup.cfg)")
+    la.add_argument("--branch", default="main", help="the branch the links open")
+    la.set_defaults(func=_run_launch_links)
 
 
 def _run_strip(args) -> int:
@@ -344,6 +366,29 @@ def _run_run(args) -> int:
             print(f"{path}: a cell failed, the notebook was not saved:\n{err}", file=sys.stderr)
             return 1
         print(f"executed {path}")
+    return 0
+
+
+def _run_nbgrader_metadata(args) -> int:
+    from .course import add_nbgrader_metadata
+
+    paths = [Path(p) for p in args.notebooks]
+    updated = [(p, add_nbgrader_metadata(read_notebook(p), name=p.name, points=args.points)) for p in paths]
+    for path, nb in updated:  # every notebook checked before any is written
+        write_notebook(nb, path)
+        print(f"updated {path}")
+    return 0
+
+
+def _run_launch_links(args) -> int:
+    from .course import add_launch_cells, repository_url
+
+    url = args.url or repository_url()
+    paths = [Path(p) for p in args.notebooks]
+    updated = [(p, add_launch_cells(read_notebook(p), p.name, url, args.branch)) for p in paths]
+    for path, nb in updated:
+        write_notebook(nb, path)
+        print(f"updated {path}")
     return 0
 
 
