@@ -51,6 +51,10 @@ from .demo import _add_demo  # noqa: E402  `hdetach-np demo`
 
 COMMANDS += [_add_demo]
 
+from .export import _add_export  # noqa: E402  `hdetach-np export`
+
+COMMANDS += [_add_export]
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
