@@ -116,7 +116,8 @@ def test_add_nbgrader_metadata_rejects_a_broken_layout(change, message):
 def test_add_launch_cells_is_idempotent_and_follows_the_url():
     nb = course.add_launch_cells(small_nb(), "x.ipynb", "https://github.com/me/proj")
     assert nt.cell_tags(nb["cells"][0]) == [course.LAUNCH_TAG]
-    assert "https://colab.research.google.com/github/me/proj/blob/main/notebooks/x.ipynb" in nt.cell_source(nb["cells"][0])
+    links = nt.cell_source(nb["cells"][0])
+    assert "https://colab.research.google.com/github/me/proj/blob/main/notebooks/x.ipynb" in links
     assert "mybinder.org/v2/gh/me/proj/main?labpath=notebooks%2Fx.ipynb" in nt.cell_source(nb["cells"][0])
     assert nt.cell_source(nb["cells"][2]).endswith("\nimport numpy as np")
     assert 'git+https://github.com/me/proj"' in nt.cell_source(nb["cells"][2])
@@ -219,7 +220,8 @@ def test_nbgrader_generates_student_versions_and_autogrades_them(tmp_path):
             nb = nt.read_notebook(release / path.name)
             if student_id == "solved":
                 answers = {c["metadata"]["nbgrader"]["grade_id"]: nt.cell_source(c)
-                           for c in nt.read_notebook(path)["cells"] if c["metadata"].get("nbgrader", {}).get("solution")}
+                           for c in nt.read_notebook(path)["cells"]
+                           if c["metadata"].get("nbgrader", {}).get("solution")}
                 for cell in nb["cells"]:
                     meta = cell["metadata"].get("nbgrader", {})
                     if meta.get("solution"):

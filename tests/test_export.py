@@ -43,7 +43,7 @@ def test_csv_has_one_row_per_record_and_every_value(run_dir, tmp_path, capsys):
     assert len(rows) == len(records)
     header = list(rows[0])
     assert header[0] == "iteration" and "paths/norms/cell/all" in header and "split" in header
-    for row, record in zip(rows, records):
+    for row, record in zip(rows, records, strict=True):
         for key, value in export.flatten_record(record).items():
             assert row[key] == str(value), (key, row[key], value)
         missing = set(header) - set(export.flatten_record(record))
@@ -140,6 +140,7 @@ def test_scalars_of_each_record_kind():
     assert export.scalars({"iteration": 3, "epoch": 1, "split": "test", "loss": 1.0, "accuracy": 0.5,
                            "best": False, "seconds": 2}) == \
         {"test/loss": 1.0, "test/accuracy": 0.5, "test/best": 0.0, "test/seconds": 2.0}
-    assert export.scalars({"iteration": 4, "paths": {"iteration": 4, "norms": {"h": {"all": 2.0}}}}) == {"paths/h/all": 2.0}
+    paths = {"iteration": 4, "paths": {"iteration": 4, "norms": {"h": {"all": 2.0}}}}
+    assert export.scalars(paths) == {"paths/h/all": 2.0}
     assert export.scalars({"iteration": 5, "event": "diverged", "message": "nan"}) == {}
     assert json.loads(json.dumps(export.flatten_record({"a": {"b": 1}, "c": 2}))) == {"a/b": 1, "c": 2}

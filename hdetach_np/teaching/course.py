@@ -181,7 +181,7 @@ def install_lines(repo_url: str) -> str:
     _github_path(repo_url)
     return (f"{INSTALL_MARKER}\n"
             "try:\n"
-            "    import hdetach_np\n"
+            "    import hdetach_np  # noqa: F401\n"
             "except ImportError:\n"
             f'    %pip install --quiet "hdetach-np @ git+{repo_url.rstrip("/")}"\n')
 
