@@ -111,7 +111,7 @@ class LSTMParams:
 
 
 def init_lstm(input_size: int, hidden_size: int, rng: np.random.Generator,
-              dtype=np.float32, scheme: str = "original") -> LSTMParams:
+              dtype: np.typing.DTypeLike = np.float32, scheme: str = "original") -> LSTMParams:
     """Random LSTM parameters: Wx (D, 4H), Wh (H, 4H), b (4H,).
 
     scheme="original" reproduces the original code: every weight U(-k, k) with k = 1/sqrt(H), and
@@ -303,7 +303,8 @@ class StepGrads:
     b: np.ndarray  # (4H,)
 
 
-def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
+def lstm_step_forward(x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
+                      params: LSTMParams) -> tuple[np.ndarray, np.ndarray, StepCache]:
     """One LSTM step. x_t (N, D), h_prev (N, H), c_prev (N, H) -> h (N, H), c (N, H), StepCache."""
     dt, D, H = params.dtype, params.input_size, params.hidden_size
     check_array("x_t", x_t, (None, D), dt, letters="ND")
@@ -318,7 +319,8 @@ def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
     return h, c, StepCache(x_t, h_prev, c_prev, gates, tanh_c, params)
 
 
-def lstm_step_backward(dh, dc, cache: StepCache, h_scale=1.0, c_scale=1.0) -> StepGrads:
+def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache: StepCache, h_scale: float | np.ndarray = 1.0,
+                       c_scale: float | np.ndarray = 1.0) -> StepGrads:
     """Backward of one step. dh, dc (N, H): dL/dh_t and dL/dc_t from later steps.
 
     h_scale, c_scale: a number, (N,) or (N, H) factor on the edges h_prev -> gates and c_prev -> c.
@@ -424,7 +426,8 @@ def _cache_buffers(T: int, N: int, H: int, dt, reuse) -> tuple[np.ndarray, ...]:
     return bufs
 
 
-def lstm_forward(params: LSTMParams, x, h0=None, c0=None, reuse: LSTMCache | None = None):
+def lstm_forward(params: LSTMParams, x: np.ndarray, h0: np.ndarray | None = None, c0: np.ndarray | None = None,
+                 reuse: LSTMCache | None = None) -> tuple[np.ndarray, LSTMCache]:
     """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
 
     Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
@@ -483,7 +486,9 @@ def edge_scale(scale, name: str, T: int, N: int, H: int, dtype) -> np.ndarray | 
     return s.astype(dtype, copy=False).reshape(shapes[s.shape])
 
 
-def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
+def lstm_backward(dhs: np.ndarray | None, cache: LSTMCache, h_scale: np.ndarray | None = None,
+                  c_scale: np.ndarray | None = None, dhT: np.ndarray | None = None,
+                  dcT: np.ndarray | None = None) -> LSTMGrads:
     """BPTT. dhs (T, N, H): dL/dh_t from the loss at each step (None for zeros).
 
     h_scale, c_scale: per-edge factors, (T,), (T, N) or (T, N, H) in [0, 1] (see the module

@@ -53,7 +53,8 @@ def copying_tokens(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(1, COPY_CLASSES, size=(COPY_TOKENS, n))
 
 
-def copying_sequences(tokens: np.ndarray, T: int, one_hot: bool = False, dtype=np.float32):
+def copying_sequences(tokens: np.ndarray, T: int, one_hot: bool = False,
+                      dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Expand tokens (10, n) into copying sequences with delay T.
 
     Returns x (T+20, n, D) with D = 1 (raw token values) or D = 10 (one-hot), and y (T+20, n) int64.
@@ -80,7 +81,8 @@ def copying_sequences(tokens: np.ndarray, T: int, one_hot: bool = False, dtype=n
     return x, y
 
 
-def copying_data(n: int, T: int, rng: np.random.Generator, one_hot: bool = False, dtype=np.float32):
+def copying_data(n: int, T: int, rng: np.random.Generator, one_hot: bool = False,
+                 dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """n fresh copying sequences with delay T.
 
     Returns x (T+20, n, D) with D = 1 (raw token values) or D = 10 (one-hot), and y (T+20, n) int64.
@@ -92,7 +94,7 @@ def copying_data(n: int, T: int, rng: np.random.Generator, one_hot: bool = False
     return copying_sequences(copying_tokens(n, rng), T, one_hot=one_hot, dtype=dtype)
 
 
-def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator):
+def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The fixed training and validation sets of the copying task, as tokens.
 
     As the original, the training set is drawn first and the validation set second from the same
@@ -111,7 +113,8 @@ def copying_accuracy_steps(T: int) -> np.ndarray:
     return mask
 
 
-def transfer_copying_data(T: int, n: int = 5000, seed: int = 555, one_hot: bool = False, dtype=np.float32):
+def transfer_copying_data(T: int, n: int = 5000, seed: int = 555, one_hot: bool = False,
+                          dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Fresh copying sequences at delay T for evaluating a model trained at another T.
 
     Each T gets its own generator seeded with `seed` (555 as in the original's transfer script,
@@ -127,7 +130,8 @@ def transfer_copying_data(T: int, n: int = 5000, seed: int = 555, one_hot: bool 
 # ---------------------------------------------------------------------------------------------
 
 
-def adding_data(n: int, T: int, rng: np.random.Generator, dtype=np.float32):
+def adding_data(n: int, T: int, rng: np.random.Generator,
+                dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """n adding-task sequences of length T (T >= 2).
 
     Returns x (T, n, 2) (channel 0: values U[0, 1), channel 1: markers 0/1) and y (n,) the sum of
@@ -167,7 +171,7 @@ def mnist_permutation(seed: int) -> np.ndarray:
 
 
 def pixel_sequences(images: np.ndarray, order: np.ndarray | None = None, pixels_per_step: int = 1,
-                    dtype=np.float32) -> np.ndarray:
+                    dtype: np.typing.DTypeLike = np.float32) -> np.ndarray:
     """MNIST images (n, 784) uint8 -> pixel sequences x (784 / k, n, k) in [0, 1] (pixel / 255).
 
     `order` (784,) permutes the pixel positions (permuted MNIST); k = `pixels_per_step` consecutive
