@@ -51,7 +51,7 @@ from .demo import _add_demo  # noqa: E402  `hdetach-np demo`
 
 COMMANDS += [_add_demo]
 
-from .export import _add_export  # noqa: E402  `hdetach-np export`
+from .export import register as _add_export  # noqa: E402  `hdetach-np export`
 
 COMMANDS += [_add_export]
 

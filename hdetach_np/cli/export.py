@@ -1,4 +1,6 @@
-"""Subcommand `export` of the `hdetach-np` command line: a run's history as CSV or TensorBoard."""
+"""Subcommand `export` of the `hdetach-np` command line: a run's history as CSV or TensorBoard.
+
+`register(subparsers)` adds the subcommand."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import argparse
 import sys
 
 
-def _add_export(sub):
+def register(sub) -> None:
+    """Add `export` to the subcommands `sub`."""
     from ..training.export import FORMATS
 
     p = sub.add_parser(
