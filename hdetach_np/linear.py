@@ -51,7 +51,8 @@ class LinearGrads:
     h: np.ndarray  # (..., H)
 
 
-def init_linear(hidden_size: int, output_size: int, rng: np.random.Generator, dtype=np.float32) -> LinearParams:
+def init_linear(hidden_size: int, output_size: int, rng: np.random.Generator,
+                dtype: np.typing.DTypeLike = np.float32) -> LinearParams:
     """V (H, K) and d (K,), both U(-1/sqrt(H), 1/sqrt(H)) as in the original code. Draw order: V, d."""
     check_generator(rng)
     dt = float_dtype(dtype)
@@ -64,7 +65,7 @@ def init_linear(hidden_size: int, output_size: int, rng: np.random.Generator, dt
     return LinearParams(V.astype(dt), d.astype(dt))
 
 
-def linear_forward(params: LinearParams, h):
+def linear_forward(params: LinearParams, h: np.ndarray) -> tuple[np.ndarray, LinearCache]:
     """h (..., H) -> y (..., K), LinearCache."""
     H, K = params.V.shape
     if not isinstance(h, np.ndarray) or h.ndim < 1 or h.shape[-1] != H:
@@ -76,7 +77,7 @@ def linear_forward(params: LinearParams, h):
     return y, LinearCache(h, params)
 
 
-def linear_backward(dy, cache: LinearCache) -> LinearGrads:
+def linear_backward(dy: np.ndarray, cache: LinearCache) -> LinearGrads:
     """dy (..., K) -> LinearGrads with V (H, K), d (K,), h (..., H)."""
     H, K = cache.params.V.shape
     check_array("dy", dy, cache.h.shape[:-1] + (K,), cache.params.dtype)

@@ -35,7 +35,8 @@ def step_weights(steps, T: int, N: int, dtype) -> np.ndarray:
     return mask.astype(dtype) / dtype.type(count)
 
 
-def softmax_cross_entropy(logits, targets, steps="all"):
+def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray,
+                          steps: str | np.ndarray = "all") -> tuple[float, np.ndarray]:
     """Mean cross-entropy of softmax(logits) against integer targets over the selected steps.
 
     logits (T, N, K) float, targets (T, N) integers in [0, K). Returns (loss: float, dlogits (T, N, K)).
@@ -63,7 +64,7 @@ def softmax_cross_entropy(logits, targets, steps="all"):
     return loss, dlogits
 
 
-def mse_loss(pred, target, steps="all"):
+def mse_loss(pred: np.ndarray, target: np.ndarray, steps: str | np.ndarray = "all") -> tuple[float, np.ndarray]:
     """Mean squared error over the selected steps. pred, target (T, N, K). Returns (loss, dpred).
 
     The mean runs over the selected (step, example) pairs and the K outputs.

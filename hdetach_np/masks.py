@@ -14,7 +14,8 @@ PER = ("step", "example", "unit")
 
 
 def sample_h_detach_mask(T: int, p: float, rng: np.random.Generator, per: str = "step",
-                         N: int | None = None, H: int | None = None, dtype=np.float32) -> np.ndarray:
+                         N: int | None = None, H: int | None = None,
+                         dtype: np.typing.DTypeLike = np.float32) -> np.ndarray:
     """Sample a 0/1 keep-mask for h-detach.
 
     per="step" (the original's behaviour): one Bernoulli draw per time step, shared by the whole

@@ -5,9 +5,9 @@ hdetach_np.lstm; this module runs them over T steps. `lstm_forward_steps` / `lst
 are the plain loops over `lstm_step_forward` / `lstm_step_backward` (the definition, as a student
 writes it); `lstm_forward` / `lstm_backward` compute the same with the big products laid out for
 speed, and are tested against them:
-- one matmul per step and direction: a_t = [x_t, 1, h_{t-1}] [Wx; b; Wh] forward (no matmul over
-  the short input dimension D, no separate bias pass), [dh_{t-1}, dx_t] = da_t [Wh; Wx]^T backward,
-  and dW += da_t^T [x_t, 1, h_{t-1}] for all three weight gradients at once;
+- one matmul per step and direction: a_t = `[x_t, 1, h_{t-1}] [Wx; b; Wh]` forward (no matmul over
+  the short input dimension D, no separate bias pass), `[dh_{t-1}, dx_t] = da_t [Wh; Wx]^T` backward,
+  and `dW += da_t^T [x_t, 1, h_{t-1}]` for all three weight gradients at once;
 - every elementwise op writes into arrays allocated once (`out=`) and reused across steps;
 - a detached step (h_scale[t] == 0 for the whole batch) skips its Wh product.
 

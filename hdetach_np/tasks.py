@@ -47,7 +47,8 @@ def copying_tokens(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(1, COPY_CLASSES, size=(COPY_TOKENS, n))
 
 
-def copying_sequences(tokens: np.ndarray, delay: int, one_hot: bool = False, dtype=np.float32):
+def copying_sequences(tokens: np.ndarray, delay: int, one_hot: bool = False,
+                      dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Expand tokens (10, n) into copying sequences with the given delay (the paper's T).
 
     Returns x (T, n, D) with T = delay + 20 steps and D = 1 (raw token values) or D = 10 (one-hot),
@@ -75,7 +76,8 @@ def copying_sequences(tokens: np.ndarray, delay: int, one_hot: bool = False, dty
     return x, y
 
 
-def copying_data(n: int, delay: int, rng: np.random.Generator, one_hot: bool = False, dtype=np.float32):
+def copying_data(n: int, delay: int, rng: np.random.Generator, one_hot: bool = False,
+                 dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """n fresh copying sequences with the given delay (the paper's T).
 
     Returns x (T, n, D) with T = delay + 20 steps and D = 1 (raw token values) or D = 10 (one-hot),
@@ -88,7 +90,7 @@ def copying_data(n: int, delay: int, rng: np.random.Generator, one_hot: bool = F
     return copying_sequences(copying_tokens(n, rng), delay, one_hot=one_hot, dtype=dtype)
 
 
-def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator):
+def copying_sets(n_train: int, n_valid: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The fixed training and validation sets of the copying task, as tokens.
 
     As the original, the training set is drawn first and the validation set second from the same
@@ -107,7 +109,8 @@ def copying_accuracy_steps(delay: int) -> np.ndarray:
     return mask
 
 
-def transfer_copying_data(delay: int, n: int = 5000, seed: int = 555, one_hot: bool = False, dtype=np.float32):
+def transfer_copying_data(delay: int, n: int = 5000, seed: int = 555, one_hot: bool = False,
+                          dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Fresh copying sequences at `delay` for evaluating a model trained at another delay.
 
     Each delay gets its own generator seeded with `seed` (555 as in the original's transfer script,
@@ -123,7 +126,8 @@ def transfer_copying_data(delay: int, n: int = 5000, seed: int = 555, one_hot: b
 # ---------------------------------------------------------------------------------------------
 
 
-def adding_data(n: int, T: int, rng: np.random.Generator, dtype=np.float32):
+def adding_data(n: int, T: int, rng: np.random.Generator,
+                dtype: np.typing.DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """n adding-task sequences of length T (T >= 2).
 
     Returns x (T, n, 2) (channel 0: values U[0, 1), channel 1: markers 0/1) and y (n,) the sum of
@@ -163,7 +167,7 @@ def mnist_permutation(seed: int) -> np.ndarray:
 
 
 def pixel_sequences(images: np.ndarray, order: np.ndarray | None = None, pixels_per_step: int = 1,
-                    dtype=np.float32) -> np.ndarray:
+                    dtype: np.typing.DTypeLike = np.float32) -> np.ndarray:
     """MNIST images (n, 784) uint8 -> pixel sequences x (784 / k, n, k) in [0, 1] (pixel / 255).
 
     `order` (784,) permutes the pixel positions (permuted MNIST); k = `pixels_per_step` consecutive

@@ -91,7 +91,7 @@ def _run_check(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from . import demo, notebooks, train
+    from . import demo, export, notebooks, train
 
     parser = Parser(
         prog="hdetach-np",
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.register(sub)
     train.register(sub)
     demo.register(sub)
+    export.register(sub)
     return parser
 
 

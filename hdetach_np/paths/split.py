@@ -227,7 +227,7 @@ class TemporalCredit:
     dh[part] (L,): ||dL/dh_t||, everything reaching h_t (its own loss and later steps).
     dc[part] (L,): ||dL/dc_t||, everything reaching c_t (through h_t and through c_{t+1}).
     da[part] (L,): ||dL/da_t||, what reaches the gate pre-activations of step t.
-    weights[part][group] (L,): norm of step t's term in the gradient of a parameter group
+    `weights[part][group]` (L,): norm of step t's term in the gradient of a parameter group
         ("Wx", "Wh", "b", "all", "Wh.f", ...), i.e. [h_{t-1} | x_t | 1]^T dL/da_t.
     The cell part of dh is the loss at step t only: no path without an h-edge reaches h_t from
     a later step.

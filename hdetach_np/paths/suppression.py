@@ -118,7 +118,7 @@ def task_batch(task: str, N: int, T: int, rng: np.random.Generator, dtype):
 
 @dataclass(frozen=True, eq=False)
 class SuppressionResult:
-    """norms[variant][part][group]: (n_seeds, n_scales) arrays; variant "plain" or "p=<p>",
+    """`norms[variant][part][group]`: (n_seeds, n_scales) arrays; variant "plain" or "p=<p>",
     part "total" | "cell" | "h", group as in `param_groups`. loss: (n_seeds, n_scales)."""
 
     config: SuppressionConfig

@@ -5,7 +5,8 @@
     python -m hdetach_np.teaching.notebooks run notebooks/ --out executed/   # ... or into another folder
     python -m hdetach_np.teaching.notebooks run notebooks/ --fast            # the same with HDETACH_FAST=1
 
-(also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`).
+(also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`; the course
+actions `nbgrader-metadata` and `launch-links` are described in `hdetach_np.teaching.course`).
 
 Conventions every notebook follows:
 - A code cell tagged `parameters` (papermill style) sets `FAST = fast_mode()`; the next cell derives
@@ -341,6 +342,27 @@ def add_notebook_actions(parser):
     r.add_argument("--out", default=None, help="folder for the executed copies (default: rewrite the notebooks in place)")
     r.add_argument("--force", action="store_true", help="replace same-named notebooks in --out")
     r.set_defaults(func=_run_run)
+    g = actions.add_parser(
+        "nbgrader-metadata",
+        help="give the exercises nbgrader metadata (in place)",
+        description="Mark each cell tagged 'solution' as an nbgrader solution cell and the 'check' cell "
+        "after it as a graded, locked test cell, so that `nbgrader generate_assignment` and "
+        "`nbgrader autograde` work on the notebooks. Running it again changes nothing.",
+    )
+    g.add_argument("notebooks", nargs="+", help="notebooks to update in place")
+    g.add_argument("--points", type=int, default=1, help="points of each check cell")
+    g.set_defaults(func=_run_nbgrader_metadata)
+    la = actions.add_parser(
+        "launch-links",
+        help="open each notebook with Colab and Binder links and an install cell (in place)",
+        description="Make the first cell of each notebook a Markdown cell with links that open it on "
+        "Colab and Binder, and start its first code cell with lines that install hdetach_np when "
+        "it cannot be imported. Running it again replaces them.",
+    )
+    la.add_argument("notebooks", nargs="+", help="notebooks to update in place")
+    la.add_argument("--url", help="https://github.com/OWNER/NAME (default: url in ./setup.cfg)")
+    la.add_argument("--branch", default="main", help="the branch the links open")
+    la.set_defaults(func=_run_launch_links)
 
 
 def _run_strip(args) -> int:
@@ -369,6 +391,29 @@ def _run_run(args) -> int:
             print(f"{path}: a cell failed, the notebook was not saved:\n{err}", file=sys.stderr)
             return 1
         print(f"executed {path}" + (f" into {written[0]}" if args.out is not None else " (saved in place)"))
+    return 0
+
+
+def _run_nbgrader_metadata(args) -> int:
+    from .course import add_nbgrader_metadata
+
+    paths = [Path(p) for p in args.notebooks]
+    updated = [(p, add_nbgrader_metadata(read_notebook(p), name=p.name, points=args.points)) for p in paths]
+    for path, nb in updated:  # every notebook checked before any is written
+        write_notebook(nb, path)
+        print(f"updated {path}")
+    return 0
+
+
+def _run_launch_links(args) -> int:
+    from .course import add_launch_cells, repository_url
+
+    url = args.url or repository_url()
+    paths = [Path(p) for p in args.notebooks]
+    updated = [(p, add_launch_cells(read_notebook(p), p.name, url, args.branch)) for p in paths]
+    for path, nb in updated:
+        write_notebook(nb, path)
+        print(f"updated {path}")
     return 0
 
 
