@@ -42,6 +42,63 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not belong to the run."""
 
 
+class RunFolderBusy(ValueError):
+    """Another live process holds the lock of a run folder."""
+
+
+def lock_run_folder(path):
+    """Take the lock of run folder `path` (created if missing) for this process, or raise RunFolderBusy.
+
+    The lock is an exclusive `fcntl.flock` on the folder itself (no file is added to it, so a new run
+    can still start in it); the operating system releases it when the returned handle is closed or
+    the process ends in any way, kill -9 included, so a crash never leaves a stale lock. Use it as a
+    context manager or keep the handle for as long as the run is in use. Where flock is unavailable
+    (Windows) or the file system cannot lock (some network file systems), the handle holds no lock.
+    """
+    import os
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return _FolderLock(None)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunFolderBusy(f"run folder {path} is in use by another process; wait for it to end") from None
+    except OSError:  # the file system does not support locks: go on unlocked
+        os.close(fd)
+        return _FolderLock(None)
+    return _FolderLock(fd)
+
+
+class _FolderLock:
+    """The handle of `lock_run_folder`: `release()` (or leaving a `with` block) frees the lock."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    @property
+    def locked(self) -> bool:
+        return self.fd is not None
+
+    def release(self) -> None:
+        import os
+
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 def versions() -> dict:
     import scipy
 
