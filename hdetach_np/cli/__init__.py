@@ -51,6 +51,10 @@ from .demo import _add_demo  # noqa: E402  `hdetach-np demo`
 
 COMMANDS += [_add_demo]
 
+from .sweep import _add_report, _add_sweep  # noqa: E402  `hdetach-np sweep`, `hdetach-np report`
+
+COMMANDS += [_add_sweep, _add_report]
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__

@@ -88,7 +88,12 @@ def _add_train(sub):
                      help="MNIST cache folder (default: $HDETACH_NP_MNIST_DIR or ~/.cache/hdetach-np/mnist)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
     _add_threads(run)
-    cfg = p.add_argument_group("config (defaults are those of the original experiments)")
+    _add_config_flags(p.add_argument_group("config (defaults are those of the original experiments)"))
+    p.set_defaults(func=_run_train)
+
+
+def _add_config_flags(cfg):
+    """One flag per TrainConfig field except task (dest = the field name, default None = not given)."""
     for name, (default, text, task_dep) in field_help().items():
         if name == "task":
             continue
@@ -103,7 +108,6 @@ def _add_train(sub):
             typ = float if isinstance(default, float) else int if isinstance(default, int) or name == "perm_seed" else str
             metavar = "T" if name == "T" else {float: "X", int: "INT", str: "STR"}[typ]
             cfg.add_argument(*flags, type=typ, metavar=metavar, **kw)
-    p.set_defaults(func=_run_train)
 
 
 def _config_from_args(args) -> tuple[TrainConfig | None, dict]:

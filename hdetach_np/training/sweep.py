@@ -7,8 +7,8 @@
 
 The sweep folder (the command line: `hdetach-np sweep`, then `hdetach-np report SWEEP`):
 
-    SWEEP/sweep.json       the manifest: base config, grid, every run's name and grid point, and each
-                           invocation's command, time and versions
+    SWEEP/sweep.json       the manifest: base config, grid, every run's name, grid point and config,
+                           and each invocation's command, time and versions
     SWEEP/p=0.25,seed=3/   one run folder per grid point (see runs.py), named by its grid values
 
 joblib runs the trainings: local worker processes (its default "loky" backend), or the workers of
@@ -119,10 +119,12 @@ def folder_state(run_dir, config: dict) -> tuple[str, str]:
         return "new", ""
     if not run.is_dir():
         return "foreign", "it is a file, not a run folder"
+    if not (run / runs.CONFIG).is_file():
+        return "foreign", f"it is not a run folder (no {runs.CONFIG})"
     try:
         saved = TrainConfig.from_dict(runs.read_json(run / runs.CONFIG)).to_dict()
     except (OSError, ValueError, TypeError) as err:
-        return "foreign", f"it is not a run folder ({type(err).__name__}: {err})"
+        return "foreign", f"its {runs.CONFIG} is not a run config ({err})"
     if saved != config:
         return "other", ", ".join(k for k in config if saved.get(k) != config[k])
     try:
@@ -183,18 +185,18 @@ def execute(name: str, config: dict, run_dir, replace: bool = False, data_dir=No
         _end_with_driver(driver_pid)
     t0 = time.perf_counter()
     run = Path(run_dir)
-    out = {"name": name, "status": "failed", "message": ""}
+    out, notes = {"name": name, "status": "failed"}, []
     try:
         lock = runs.lock_run_folder(run)
     except runs.RunFolderBusy as err:
-        return dict(out, status="busy", message=str(err), seconds=0.0)
+        return {**out, "status": "busy", "message": str(err), "seconds": 0.0, **run_outcome(None)}
     try:
         state, detail = folder_state(run, config)
         if state == "other" and replace:
-            out["message"] = f"the run with another config ({detail}) was moved to {_aside(run, 'replaced').name}; "
+            notes.append(f"the run with another config ({detail}) was moved to {_aside(run, 'replaced').name}")
         elif state == "started":
-            out["message"] = f"killed before its first checkpoint, moved to {_aside(run, 'stale').name}; "
-        if out["message"]:  # a fresh folder under a fresh lock
+            notes.append(f"killed before its first checkpoint, moved to {_aside(run, 'stale').name}")
+        if notes:  # a fresh folder under a fresh lock
             lock.release()
             lock = runs.lock_run_folder(run)
             state = "new"
@@ -205,25 +207,31 @@ def execute(name: str, config: dict, run_dir, replace: bool = False, data_dir=No
                     train(cfg, run, resume=state == "checkpoint", data_dir=data_dir, mnist=mnist)
                     out["status"] = "trained" if state == "new" else "resumed"
                 except TrainingDiverged as err:
-                    out.update(status="diverged", message=out["message"] + str(err))
+                    out["status"] = "diverged"
+                    notes.append(str(err))
             elif state == "finished":
                 out["status"] = "reused"
             elif state == "diverged":
-                out.update(status="diverged", message=detail)
+                out["status"] = "diverged"
+                notes.append(detail)
             elif state == "other":
-                out.update(status="kept", message=f"a run with another config (differs in {detail}) is kept; "
-                                                  "pass --replace to move it aside and train this one")
+                out["status"] = "kept"
+                notes.append(f"a run with another config (differs in {detail}) is kept; "
+                             "pass --replace to move it aside and train this one")
             else:
-                out["message"] = f"{run} is not a run folder: {detail}"
+                notes.append(f"{run} is not a run folder: {detail}")
     except Exception as err:  # recorded, and the sweep goes on
-        out.update(status="failed", message=out["message"] + f"{type(err).__name__}: {err}")
+        out["status"] = "failed"
+        notes.append(f"{type(err).__name__}: {err}")
     finally:
         lock.release()
-    return {**out, "seconds": time.perf_counter() - t0, **run_outcome(run)}
+    return {**out, "message": "; ".join(notes), "seconds": time.perf_counter() - t0, **run_outcome(run)}
 
 
 def run_outcome(run_dir) -> dict:
     """iteration, train_seconds, best and final validation accuracy of a run folder (None if absent)."""
+    if run_dir is None:
+        return {"iteration": None, "train_seconds": None, "best_accuracy": None, "final_accuracy": None}
     run = Path(run_dir)
     try:
         summary = runs.read_json(run / runs.SUMMARY)
@@ -269,6 +277,16 @@ def _backend(workers: int, scheduler: str | None):
     return {"backend": "dask", "client": client, "n_jobs": slots}, slots, client.close
 
 
+def check_folders(plan, root) -> list[tuple[str, str]]:
+    """folder_state of each run's folder in `root`; ValueError naming the first one that is not a
+    run folder (nothing is changed then)."""
+    states = [folder_state(Path(root) / r.name, r.config) for r in plan]
+    for r, (state, detail) in zip(plan, states):
+        if state == "foreign":
+            raise ValueError(f"{Path(root) / r.name} is in the way of run {r.name}: {detail}; move it elsewhere")
+    return states
+
+
 def run_many(plan, root, *, workers: int = 2, scheduler: str | None = None, replace: bool = False,
              data_dir=None, mnist=None, say=print, progress: bool | None = None) -> dict:
     """Train every Run of `plan` in its folder root/NAME (see the module docstring for what an
@@ -290,10 +308,7 @@ def run_many(plan, root, *, workers: int = 2, scheduler: str | None = None, repl
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     results, todo = {}, []
-    for r in plan:
-        state, detail = folder_state(root / r.name, r.config)
-        if state == "foreign":
-            raise ValueError(f"{root / r.name} is in the way of run {r.name}: {detail}; move it elsewhere")
+    for r, (state, detail) in zip(plan, check_folders(plan, root)):
         if state in ("finished", "diverged") or (state == "other" and not replace):
             results[r.name] = execute(r.name, r.config, root / r.name)  # reports; trains nothing
             if state != "finished":
@@ -361,10 +376,11 @@ def run_sweep(sweep_dir, base: dict, grid: dict, *, command: str | None = None, 
     if sweep.exists() and not (sweep / MANIFEST).is_file():
         if not sweep.is_dir() or any(sweep.iterdir()):
             raise ValueError(f"{sweep} exists and is not a sweep folder (no {MANIFEST}); choose another folder")
+    check_folders(plan, sweep)
     manifest = read_manifest(sweep) if (sweep / MANIFEST).is_file() else {"format": 1, "runs": {}, "invocations": []}
     grid = {k: list(dict.fromkeys(r.point[k] for r in plan)) for k in grid}  # normalised values
     manifest.update(base=dict(base), grid=grid)
-    manifest["runs"].update({r.name: r.point for r in plan})
+    manifest["runs"].update({r.name: {"point": r.point, "config": r.config} for r in plan})
     manifest["invocations"].append({"command": command or " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                     "grid": grid, "base": dict(base), "versions": runs.versions()})
     sweep.mkdir(parents=True, exist_ok=True)
