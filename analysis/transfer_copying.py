@@ -23,7 +23,7 @@ FACTORS = (1, 2, 4, 10, 20)
 
 
 def build_parser():
-    from hdetach_np.training.experiments import base_parser
+    from _common import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -38,8 +38,8 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdetach_np.training import experiments as ex
-    from hdetach_np.training.loop import transfer_copying
+    import _common as ex
+    from hdetach_np.training import blas_threads, transfer_copying
 
     args = build_parser().parse_args(argv)
     if args.n < 1:
@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
     Ts = [f * T for f in FACTORS]
 
     summary, rows = {}, []
-    ex.limit_blas_threads()
+    blas_threads(1)  # the evaluations below run in this process
     for tag, rs in groups.items():
         acc = np.array([[e["accuracy"] for e in transfer_copying(r["dir"], Ts, n=n, seed=555, which="best")]
                         for r in rs])  # (seeds, delays)

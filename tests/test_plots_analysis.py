@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import sys
 
 import matplotlib
 
@@ -92,6 +93,8 @@ def test_jacobian_and_history_plots(ax):
 
 
 def _load(name):
+    if str(ROOT / "analysis") not in sys.path:  # the scripts import analysis/_common.py, as when run from the shell
+        sys.path.insert(0, str(ROOT / "analysis"))
     spec = importlib.util.spec_from_file_location(f"analysis_{name}", ROOT / "analysis" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -81,15 +81,19 @@ def distribution(values) -> dict:
     vals = sorted(float(v) for v in values if v is not None)
     out = {"n": len(vals), "n_missing": len(values) - len(vals),
            "min": vals[0] if vals else None, "max": vals[-1] if vals else None}
-    full = np.array(vals + [math.inf] * out["n_missing"])
+    full = vals + [math.inf] * out["n_missing"]  # sorted
     for name, q in (("q1", 0.25), ("median", 0.5), ("q3", 0.75)):
-        if len(full) == 0:
-            out[name] = None
-            continue
-        with np.errstate(invalid="ignore"):  # inf - inf between two missing values
-            v = float(np.quantile(full, q))
-        out[name] = v if math.isfinite(v) else None
+        out[name] = _quantile(full, q) if full else None
     return out
+
+
+def _quantile(ordered: list, q: float):
+    """numpy's default (linear) quantile of sorted values that may end in inf; None if it is inf."""
+    h = (len(ordered) - 1) * q
+    lo = math.floor(h)
+    g = h - lo
+    v = ordered[lo] if g == 0 else ordered[lo] + (ordered[lo + 1] - ordered[lo]) * g
+    return v if math.isfinite(v) else None
 
 
 def compare(a, b) -> dict:
