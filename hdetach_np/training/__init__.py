@@ -5,7 +5,7 @@
 - `optim`: optimizers with PyTorch's update rules, gradient clipping;
 - `runs`: the run folder (config, history, checkpoints);
 - `data`: the MNIST files; `threads`: BLAS threads; `plots`: training curves;
-- `experiments`: batches of runs for the experiment scripts in `analysis/`.
+- `sweep`: many runs over a grid of config values (joblib, Dask); `report`: their summaries over seeds.
 """
 
 from .config import TrainConfig
