@@ -245,3 +245,12 @@ def test_report_command_writes_markdown_json_and_png(tmp_path, capsys):
     data = json.loads((tmp_path / "report.json").read_text())
     assert set(data["groups"]) == {"p=0", "p=0.5"} and data["reference"] == "p=0"
     assert "final valid acc." in (tmp_path / "report.md").read_text()
+
+
+def test_plot_draws_a_sweep_as_median_and_bands(tmp_path, capsys):
+    sweep.run_sweep(tmp_path, TINY, GRID, workers=1, say=quiet)
+    assert main(["plot", str(tmp_path), "--band"]) == 0
+    assert (tmp_path / "band.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = tmp_path / "two.png"
+    assert main(["plot", str(tmp_path / NAMES[0]), str(tmp_path / NAMES[2]), "--band", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000

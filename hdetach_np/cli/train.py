@@ -267,6 +267,9 @@ def _add_plot(sub):
     p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per run (default: folder names)")
     p.add_argument("--smooth", type=int, default=50, help="moving average over this many training records (default: 50)")
     p.add_argument("--paths", action="store_true", help="add a panel of cell/h-path gradient norms (default: off)")
+    p.add_argument("--band", action="store_true",
+                   help="draw the validation accuracy as median and bands (quartiles, min-max): one per group of a "
+                   "sweep folder (runs equal but for the seed), or one for all the run folders given (default: off)")
     p.set_defaults(func=_run_plot)
 
 
@@ -281,6 +284,8 @@ def _run_plot(args) -> int:
 
     if args.smooth < 1:
         raise ValueError(f"--smooth must be >= 1, got {args.smooth}")
+    if args.band:
+        return _plot_band(args)
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise ValueError(f"--labels needs one label per run: {len(args.runs)} run(s), {len(args.labels)} label(s)")
     labels = args.labels or [Path(r).resolve().name for r in args.runs]
@@ -296,6 +301,32 @@ def _run_plot(args) -> int:
         if axes[3].lines:
             axes[3].legend(fontsize="small")
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_band(args) -> int:
+    from matplotlib.figure import Figure
+
+    from ..training.report import plot_median_band, sweep_groups
+    from ..training.runs import read_history
+    from ..training.sweep import MANIFEST
+
+    groups, single = {}, []
+    for r in args.runs:
+        if (Path(r) / MANIFEST).is_file():
+            prefix = f"{Path(r).resolve().name}: " if len(args.runs) > 1 else ""
+            groups.update({prefix + k: [x["history"] for x in v] for k, v in sweep_groups(r).items()})
+        else:
+            single.append(read_history(r))
+    if single:
+        groups[args.labels[0] if args.labels else "runs"] = single
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    plot_median_band(fig.subplots(), groups)
+    first = Path(args.runs[0])
+    out = Path(args.out) if args.out else (first / "band.png" if (first / MANIFEST).is_file() and len(args.runs) == 1
+                                           else Path("band.png"))
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
     return 0
