@@ -254,3 +254,23 @@ def test_plot_draws_a_sweep_as_median_and_bands(tmp_path, capsys):
     out = tmp_path / "two.png"
     assert main(["plot", str(tmp_path / NAMES[0]), str(tmp_path / NAMES[2]), "--band", "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_grid_file_in_toml_and_json_with_flags_on_top(tmp_path, capsys):
+    spec = {"seeds": "0-1", "base": dict(TINY, epochs=1, iterations_per_epoch=5), "grid": {"p": [0.0, 0.5]}}
+    (tmp_path / "grid.json").write_text(json.dumps(spec))
+    toml = "seeds = \"0-1\"\n[base]\n" + "".join(
+        f"{k} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}\n" for k, v in spec["base"].items()) + \
+        "[grid]\np = [0.0, 0.5]\n"
+    (tmp_path / "grid.toml").write_text(toml)
+    assert main(["sweep", "--grid-file", str(tmp_path / "grid.json"), "--out", str(tmp_path / "a"), "--workers", "1"]) == 0
+    if sys.version_info >= (3, 11):
+        assert main(["sweep", "--grid-file", str(tmp_path / "grid.toml"), "--out", str(tmp_path / "b"), "--workers", "1"]) == 0
+        assert histories(tmp_path / "a") == histories(tmp_path / "b")
+        assert sweep.read_manifest(tmp_path / "b")["grid"] == GRID
+    assert main(["sweep", "--grid-file", str(tmp_path / "grid.json"), "--hidden", "4", "--out", str(tmp_path / "c"),
+                 "--workers", "1"]) == 0
+    assert runs.read_json(tmp_path / "c" / NAMES[0] / runs.CONFIG)["hidden"] == 4  # flags override the file
+    capsys.readouterr()
+    assert main(["sweep", "--grid-file", str(tmp_path / "grid.json"), "--grid", "p=0.1", "--out", str(tmp_path / "d")]) == 2
+    assert "give it once" in capsys.readouterr().err

@@ -190,6 +190,8 @@ def execute(name: str, config: dict, run_dir, replace: bool = False, data_dir=No
         lock = runs.lock_run_folder(run)
     except runs.RunFolderBusy as err:
         return {**out, "status": "busy", "message": str(err), "seconds": 0.0, **run_outcome(None)}
+    except OSError as err:  # e.g. a folder this process may not write
+        return {**out, "message": f"{type(err).__name__}: {err}", "seconds": 0.0, **run_outcome(None)}
     try:
         state, detail = folder_state(run, config)
         if state == "other" and replace:
@@ -225,7 +227,9 @@ def execute(name: str, config: dict, run_dir, replace: bool = False, data_dir=No
         notes.append(f"{type(err).__name__}: {err}")
     finally:
         lock.release()
-    return {**out, "message": "; ".join(notes), "seconds": time.perf_counter() - t0, **run_outcome(run)}
+    own = out["status"] in ("trained", "resumed", "reused", "diverged")  # else the folder is not this run's
+    return {**out, "message": "; ".join(notes), "seconds": time.perf_counter() - t0,
+            **run_outcome(run if own else None)}
 
 
 def run_outcome(run_dir) -> dict:
