@@ -122,7 +122,7 @@ def _add_sweep(sub):
     run.add_argument("--grid-file", metavar="FILE", default=None,
                      help="JSON or TOML file with a 'grid' table {key: [values]}, optional 'seeds' and 'base' table")
     run.add_argument("--config", metavar="FILE", default=None, help="JSON or TOML file of base config values")
-    run.add_argument("--workers", type=int, default=None,
+    run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="trainings at once in local processes (default: the number of usable cores)")
     run.add_argument("--scheduler", metavar="ADDR", default=None,
                      help="run on the Dask cluster at ADDR, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS, "

@@ -179,7 +179,7 @@ def execute(name: str, config: dict, run_dir, replace: bool = False, data_dir=No
     best and final validation accuracy."""
     from threadpoolctl import threadpool_limits
 
-    from .loop import TrainingDiverged, train
+    from . import TrainingDiverged, train  # the package's public names
 
     if driver_pid is not None:
         _end_with_driver(driver_pid)
