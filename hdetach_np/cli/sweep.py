@@ -191,7 +191,7 @@ def _run_sweep(args) -> int:
 def _add_report(sub):
     p = sub.add_parser("report", help="summarise a sweep: distributions over seeds, tests, median curves",
                        description="Per group of runs (equal grid values except the seed): median, quartiles and "
-                       "min-max over seeds of the final and best validation accuracy and of the iterations to 50/90/99%%; "
+                       "min-max over seeds of the final and best validation accuracy and of the iterations to 50/90/99%; "
                        "a two-sided Mann-Whitney U test of each group against the first, with effect sizes; a figure "
                        "of median curves with bands. Writes report.md, report.json and report.png.")
     p.add_argument("sweep", metavar="SWEEP", help="a sweep folder (with sweep.json)")
