@@ -161,8 +161,8 @@ def _alive(pid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table in /proc (Linux)")
-def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(tmp_path):
-    args = CLI + ["--epochs", "8", "--iterations-per-epoch", "20", "--checkpoint-every", "5", "--workers", "2"]
+def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(tmp_path, capsys):
+    args = CLI + ["--epochs", "20", "--iterations-per-epoch", "20", "--checkpoint-every", "5", "--workers", "2"]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     cut = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "hdetach_np"] + args + ["--out", str(cut)], cwd=ROOT,
@@ -184,7 +184,12 @@ def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(t
     while any(_alive(w) for w in workers) and time.monotonic() - t0 < 20:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "worker processes outlived their killed driver by 20 s"
+    cut_short = [n for n in NAMES if (cut / n / runs.CHECKPOINT).is_file() and not (cut / n / runs.SUMMARY).is_file()]
+    assert cut_short, "every run with a checkpoint had finished when the driver was killed"
+    capsys.readouterr()
     assert main(args + ["--out", str(cut)]) == 0
+    said = capsys.readouterr().out
+    assert all(f"{n}: resumed" in said for n in cut_short) and f"{done[0]}: " not in said  # reused silently
     states = {n: json.loads((cut / n / runs.SUMMARY).read_text())["complete"] for n in NAMES}
     assert all(states.values())
     assert histories(cut) == histories(tmp_path / "whole")  # bit for bit, wall-clock fields aside
