@@ -195,16 +195,20 @@ def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(t
     assert histories(cut) == histories(tmp_path / "whole")  # bit for bit, wall-clock fields aside
 
 
-def test_the_dask_backend_gives_the_results_of_the_local_one(tmp_path):
+def test_the_dask_backend_gives_the_results_of_the_local_one(tmp_path, monkeypatch):
     distributed = pytest.importorskip("dask.distributed", reason="dask[distributed] is not installed")
     sweep.run_sweep(tmp_path / "local", TINY, GRID, workers=2, say=quiet)
     with distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         lines = []
         out = sweep.run_sweep(tmp_path / "dask", TINY, GRID, scheduler=cluster.scheduler_address, say=lines.append)
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)  # Dask's own variable
+        by_env = []
+        sweep.run_sweep(tmp_path / "env", TINY, {"seed": [0]}, say=by_env.append)
     assert {r["status"] for r in out.values()} == {"trained"}
     assert "on the Dask cluster at tcp://127.0.0.1:" in lines[0]
     assert histories(tmp_path / "dask") == histories(tmp_path / "local")
+    assert f"on the Dask cluster at {cluster.scheduler_address}" in by_env[0]
 
 
 def test_the_report_statistics_on_hand_made_histories(tmp_path):
