@@ -200,7 +200,6 @@ def plot_accuracy_groups(ax, groups: dict, split: str = "valid", thresholds=THRE
     """Validation accuracy against iteration: each seed thin, the median over seeds thick, one
     colour per variant; dotted lines at the thresholds. Returns ax."""
     from hdetach_np.training.plots import eval_curve
-    from hdetach_np.training.report import band_curve
 
     for tag, rs in groups.items():
         b = band_curve([r["history"] for r in rs], split)
