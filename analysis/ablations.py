@@ -1,6 +1,6 @@
 """Ablations on copying: c-detach (cutting the cell edge instead of the h edge) and no gradient clipping.
 
-Variants, on the copying setup of `hdetach_np.training.experiments.COPYING` (T=10, hidden 128, one-hot input,
+Variants, on the copying setup of `COPYING` in analysis/_common.py (T=10, hidden 128, one-hot input,
 Adam lr 3e-3, batch 100) for --iterations iterations:
 - c-detach p=0.5: the cell edge c_{t-1} -> c_t is cut at each step with probability 0.5;
 - vanilla and h-detach p=0.5 without gradient clipping (clip 0);
@@ -23,7 +23,7 @@ import time
 
 
 def build_parser():
-    from hdetach_np.training.experiments import add_iterations_option, base_parser
+    from _common import add_iterations_option, base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1)")
@@ -35,9 +35,8 @@ def main(argv=None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
+    import _common as ex
     import matplotlib.pyplot as plt
-
-    from hdetach_np.training import experiments as ex
 
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()

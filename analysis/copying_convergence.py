@@ -1,7 +1,7 @@
 """Copying convergence: vanilla LSTM vs h-detach p=0.25 and p=0.5, several seeds.
 
 For each variant and seed, an LSTM is trained on the scaled-down copying task of
-`hdetach_np.training.experiments.COPYING` (T=10, hidden 128, one-hot input, Adam lr 3e-3, batch 100, clipping
+`COPYING` in analysis/_common.py (T=10, hidden 128, one-hot input, Adam lr 3e-3, batch 100, clipping
 1.0, 100,000 training sequences, 15,000 iterations, validation on 500 sequences every 100
 iterations), sized so that the 15 runs take about an hour on 2 cores. Reports the first
 iteration at which the validation accuracy reaches 50%, 90% and 99% per seed, their median and
@@ -23,7 +23,7 @@ import time
 
 
 def build_parser():
-    from hdetach_np.training.experiments import base_parser
+    from _common import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -36,9 +36,8 @@ def main(argv=None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
+    import _common as ex
     import matplotlib.pyplot as plt
-
-    from hdetach_np.training import experiments as ex
 
     args = build_parser().parse_args(argv)
     if args.seeds < 1:

@@ -23,7 +23,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.training.experiments import base_parser
+    from _common import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -44,9 +44,8 @@ def main(argv=None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
+    import _common as ex
     import matplotlib.pyplot as plt
-
-    from hdetach_np.training import experiments as ex
 
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
@@ -96,7 +95,8 @@ def main(argv=None) -> dict:
     rows = []
     summary = {}
     for tag, s in series.items():
-        acc_it, acc_med, _, _ = ex.median_curve([r["history"] for r in groups[tag]])
+        band = ex.band_curve([r["history"] for r in groups[tag]])
+        acc_it, acc_med = band["iteration"], band["median"]
         summary[tag] = []
         for it in picks:
             k = int(np.searchsorted(s["iteration"], it))

@@ -23,7 +23,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.training.experiments import scale_parser
+    from _common import scale_parser
 
     p = scale_parser(__doc__, N=8)  # norms are averaged over the batch
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="h-edge factors")
@@ -36,12 +36,12 @@ def main(argv=None) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from _common import command_line, copying_problem
 
     import hdetach_np as hd
     from hdetach_np.paths.jacobians import jacobian_products
     from hdetach_np.paths.plots import plot_jacobian_products
     from hdetach_np.paths.suppression import scale_params
-    from hdetach_np.training.experiments import command_line, copying_problem
 
     args = build_parser().parse_args(argv)
     if args.quick:

@@ -1,6 +1,6 @@
 """Robustness to the learning rate: copying convergence of vanilla vs h-detach at several learning rates.
 
-The copying setup of `hdetach_np.training.experiments.COPYING` (T=10, hidden 128, one-hot input, Adam, batch
+The copying setup of `COPYING` in analysis/_common.py (T=10, hidden 128, one-hot input, Adam, batch
 100, clipping 1.0) at each learning rate of --lrs (default: the paper's 5e-4 and 1e-3, and the
 setup's 3e-3), vanilla and h-detach at each of --ps, --seeds seeds, for --iterations iterations.
 At the setup's own learning rate the runs are those of copying_convergence.py (reused, cut at
@@ -21,7 +21,7 @@ import time
 
 
 def build_parser():
-    from hdetach_np.training.experiments import add_iterations_option, base_parser
+    from _common import add_iterations_option, base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1)")
@@ -35,9 +35,8 @@ def main(argv=None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
+    import _common as ex
     import matplotlib.pyplot as plt
-
-    from hdetach_np.training import experiments as ex
 
     args = build_parser().parse_args(argv)
     full = dict(ex.COPYING_QUICK if args.quick else ex.COPYING)

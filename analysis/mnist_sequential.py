@@ -26,7 +26,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.training.experiments import base_parser
+    from _common import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (400, 401, ...; 400 is the original's)")
@@ -60,9 +60,9 @@ def main(argv=None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
+    import _common as ex
     import matplotlib.pyplot as plt
 
-    from hdetach_np.training import experiments as ex
     from hdetach_np.training.data import DataError, load_mnist
 
     args = build_parser().parse_args(argv)

@@ -25,7 +25,7 @@ import numpy as np
 
 
 def build_parser():
-    from hdetach_np.training.experiments import scale_parser
+    from _common import scale_parser
 
     p = scale_parser(__doc__, N=50)
     p.add_argument("--p", type=float, default=0.5, help="h-detach probability of the expected gradient")
@@ -37,12 +37,12 @@ def main(argv=None) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from _common import command_line, copying_problem
 
     import hdetach_np as hd
     from hdetach_np.paths import h_detach_lambda, temporal_credit
     from hdetach_np.paths.plots import plot_credit_vs_lag
     from hdetach_np.paths.suppression import scale_params
-    from hdetach_np.training.experiments import command_line, copying_problem
     from hdetach_np.tasks import COPY_CLASSES, COPY_TOKENS
 
     args = build_parser().parse_args(argv)

@@ -23,7 +23,7 @@ FACTORS = (1, 2, 4, 10, 20)
 
 
 def build_parser():
-    from hdetach_np.training.experiments import base_parser
+    from _common import base_parser
 
     p = base_parser(__doc__)
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -36,9 +36,9 @@ def main(argv=None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
+    import _common as ex
     import matplotlib.pyplot as plt
 
-    from hdetach_np.training import experiments as ex
     from hdetach_np.training import blas_threads, transfer_copying
 
     args = build_parser().parse_args(argv)

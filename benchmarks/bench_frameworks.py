@@ -66,10 +66,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import hdetach_np as hd  # noqa: E402
 import framework_steps as fs  # noqa: E402
-from one_thread import (busy_threads, cpu_over_wall, limit_threadpools, load_frameworks,  # noqa: E402
-                        thread_settings, threads_control, timed_call)
+from one_thread import (  # noqa: E402
+    busy_threads,
+    cpu_over_wall,
+    limit_threadpools,
+    load_frameworks,
+    thread_settings,
+    threads_control,
+    timed_call,
+)
+
+import hdetach_np as hd  # noqa: E402
 
 try:
     import threadpoolctl

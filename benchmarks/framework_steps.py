@@ -22,8 +22,8 @@ and 3 swap on the way in, and its gradients swap back (`to_keras_gates` is its o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

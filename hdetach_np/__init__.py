@@ -24,15 +24,6 @@ from .lstm import (
     lstm_step_forward,
     split_gates,
 )
-from .sequence import (
-    LSTMCache,
-    LSTMGrads,
-    lstm_backward,
-    lstm_backward_steps,
-    lstm_forward,
-    lstm_forward_steps,
-)
-from .torch_convert import from_torch_lstm, to_torch_lstm
 from .masks import sample_h_detach_mask
 from .paths import (
     PathGrads,
@@ -47,6 +38,15 @@ from .paths import (
     suppression_sweep,
     temporal_credit,
 )
+from .sequence import (
+    LSTMCache,
+    LSTMGrads,
+    lstm_backward,
+    lstm_backward_steps,
+    lstm_forward,
+    lstm_forward_steps,
+)
+from .torch_convert import from_torch_lstm, to_torch_lstm
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,7 @@ used by the tests, the notebooks and `hdetach-np check`."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

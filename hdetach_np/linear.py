@@ -30,11 +30,11 @@ class LinearParams:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"V": self.V, "d": self.d}
 
-    def astype(self, dtype) -> "LinearParams":
+    def astype(self, dtype) -> LinearParams:
         dt = float_dtype(dtype)
         return LinearParams(self.V.astype(dt), self.d.astype(dt))
 
-    def copy(self) -> "LinearParams":
+    def copy(self) -> LinearParams:
         return LinearParams(self.V.copy(), self.d.copy())
 
 

@@ -87,11 +87,11 @@ class LSTMParams:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"Wx": self.Wx, "Wh": self.Wh, "b": self.b}
 
-    def astype(self, dtype) -> "LSTMParams":
+    def astype(self, dtype) -> LSTMParams:
         dt = float_dtype(dtype)
         return LSTMParams(*(a.astype(dt) for a in (self.Wx, self.Wh, self.b)))
 
-    def copy(self) -> "LSTMParams":
+    def copy(self) -> LSTMParams:
         return LSTMParams(self.Wx.copy(), self.Wh.copy(), self.b.copy())
 
 

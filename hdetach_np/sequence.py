@@ -35,10 +35,18 @@ import numpy as np
 
 from ._validate import check_array, check_unit_interval
 from .lstm import (
-    CellWork, LSTMParams, StepCache, activate_gates, cell_forward, cell_work, lstm_cell_backward, lstm_step_backward,
-    lstm_step_forward, stacked_weights, unit_major,
+    CellWork,
+    LSTMParams,
+    StepCache,
+    activate_gates,
+    cell_forward,
+    cell_work,
+    lstm_cell_backward,
+    lstm_step_backward,
+    lstm_step_forward,
+    stacked_weights,
+    unit_major,
 )
-
 
 # ---------------------------------------------------------------------------------------------
 # Caches, gradients, edge scales
@@ -81,7 +89,7 @@ class LSTMGrads:
         return LSTMParams(self.Wx, self.Wh, self.b)
 
 
-def check_cache(cache, name: str = "cache") -> "LSTMCache":
+def check_cache(cache, name: str = "cache") -> LSTMCache:
     """Raise a TypeError unless `cache` is an LSTMCache (the one check of every function that takes one)."""
     if not isinstance(cache, LSTMCache):
         raise TypeError(f"{name} must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
 from hdetach_np import lstm as lstm_module
 from hdetach_np.gradcheck import numerical_gradient, rel_error
-
-from conftest import make_problem
 
 TOL = 1e-6
 

@@ -10,10 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdetach_np.training import data
 from hdetach_np.cli import main
-from hdetach_np.training.data import (DataError, MNISTSpec, default_data_dir, load_mnist, prepare_mnist, read_idx,
-                             read_mnist_pkl, sha256_array)
+from hdetach_np.training import data
+from hdetach_np.training.data import (
+    DataError,
+    MNISTSpec,
+    default_data_dir,
+    load_mnist,
+    prepare_mnist,
+    read_idx,
+    read_mnist_pkl,
+    sha256_array,
+)
 
 N_TRAIN, N_VALID, N_TEST, PIX = 6, 2, 3, 4
 

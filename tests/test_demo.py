@@ -8,9 +8,9 @@ import shlex
 import pytest
 
 from hdetach_np.cli import build_parser, main
+from hdetach_np.cli.demo import _g, run_demo, train_command
 from hdetach_np.cli.train import _config_from_args
 from hdetach_np.training.config import TrainConfig
-from hdetach_np.cli.demo import _g, run_demo, train_command
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import hdetach_np as hd
-from hdetach_np.teaching.exercises import ExerciseError, nb02, nb03
 from hdetach_np.gradcheck import numerical_jacobian, rel_error
+from hdetach_np.teaching.exercises import ExerciseError, nb02, nb03
 
 
 def not_done(*args):

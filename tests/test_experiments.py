@@ -1,17 +1,21 @@
-"""The experiment machinery (hdetach_np.training.experiments) and the quick modes of the experiment scripts."""
+"""The experiment scripts' shared module (analysis/_common.py) and the quick modes of the scripts."""
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from hdetach_np.training import experiments as ex
+from hdetach_np.training import report, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 SCRIPTS = ("copying_convergence", "gradient_components", "transfer_copying", "ablations", "lr_robustness",
            "mnist_sequential")
+if str(ROOT / "analysis") not in sys.path:  # the scripts import analysis/_common.py, as when run from the shell
+    sys.path.insert(0, str(ROOT / "analysis"))
+import _common as ex  # noqa: E402
 
 
 def _load(name):
@@ -24,34 +28,34 @@ def _load(name):
 def test_first_reach_and_spread():
     hist = [{"iteration": 1, "loss": 1.0}, {"iteration": 100, "split": "valid", "accuracy": 0.4},
             {"iteration": 200, "split": "valid", "accuracy": 0.95}, {"iteration": 300, "split": "valid", "accuracy": 0.5}]
-    assert ex.first_reach(hist, (0.5, 0.9, 0.99)) == {0.5: 200, 0.9: 200, 0.99: None}
-    s = ex.spread([100, None, 300])
+    assert report.first_reach(hist, (0.5, 0.9, 0.99)) == {0.5: 200, 0.9: 200, 0.99: None}
+    s = report.spread([100, None, 300])
     assert s == {"n": 2, "n_missing": 1, "median": 300.0, "min": 100.0, "max": 300.0}
-    assert ex.spread([100, None, None])["median"] is None  # most seeds never reached: no median
-    assert ex.spread([None])["min"] is None
+    assert report.spread([100, None, None])["median"] is None  # most seeds never reached: no median
+    assert report.spread([None])["min"] is None
 
 
-def test_job_rejects_bad_configs_and_names():
+def test_jobs_reject_bad_configs_and_names():
     with pytest.raises(ValueError, match="unknown config key"):
-        ex.Job("a", {"task": "copying", "nonsense": 1})
-    with pytest.raises(ValueError, match="job name"):
-        ex.Job("a/b", {"task": "copying"})
+        sweep.Run("a", {"task": "copying", "nonsense": 1}, {})
+    with pytest.raises(ValueError, match="run name"):
+        sweep.Run("a/b", {"task": "copying"}, {})
     jobs = ex.make_jobs(ex.COPYING_QUICK, dict([ex.copying_variant(0.0), ex.copying_variant(0.5, detach="c")]), [0, 1])
     names = [j.name for js in jobs.values() for j in js]
     assert len(set(names)) == 4 and all("T2-H8" in n for n in names)
     assert list(jobs) == ["vanilla", "c-detach p=0.5"]
     with pytest.raises(ValueError, match="unique"):
-        ex.run_jobs(jobs["vanilla"] * 2, "unused")
+        sweep.run_many(jobs["vanilla"] * 2, "unused")
 
 
-def test_run_jobs_reuses_complete_runs(tmp_path):
-    jobs = ex.make_jobs(ex.COPYING_QUICK, dict([ex.copying_variant(0.5)]), [0])["h-detach p=0.5"]
-    first = ex.run_jobs(jobs, tmp_path, workers=1, say=lambda s: None)
-    assert first[jobs[0].name]["status"] == "complete"
-    assert ex.is_complete(tmp_path / jobs[0].name, jobs[0].config)
-    assert not ex.is_complete(tmp_path / jobs[0].name, dict(jobs[0].config, seed=5))
-    again = ex.run_jobs(jobs, tmp_path, workers=1, say=lambda s: None)
-    assert again[jobs[0].name]["status"] == "reused"
+def test_train_groups_reuses_complete_runs(tmp_path):
+    jobs = ex.make_jobs(ex.COPYING_QUICK, dict([ex.copying_variant(0.5)]), [0])
+    first = ex.train_groups(jobs, tmp_path, workers=1, say=lambda s: None)["h-detach p=0.5"]
+    assert first[0]["status"] == "trained" and first[0]["history"]
+    name = jobs["h-detach p=0.5"][0].name
+    assert sweep.folder_state(tmp_path / name, jobs["h-detach p=0.5"][0].config)[0] == "finished"
+    again = ex.train_groups(jobs, tmp_path, workers=1, say=lambda s: None)["h-detach p=0.5"]
+    assert again[0]["status"] == "reused" and again[0]["history"] == first[0]["history"]
 
 
 def test_every_script_quick_mode(tmp_path):

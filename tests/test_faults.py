@@ -191,15 +191,35 @@ def test_folder_without_checkpoint_resumes_from_iteration_0(tmp_path):
 
 def test_a_run_folder_in_use_is_refused(tmp_path):
     train(tiny(), tmp_path / "r", stop_after=3)
-    with lock_run_folder(tmp_path / "r") as lock:
-        assert lock.locked
+    code = f"from hdetach_np.training.runs import lock_run_folder; import time; l = lock_run_folder({str(tmp_path / 'r')!r}); " \
+           "print('locked', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunFolderBusy, match="in use by another process"):
             train(tiny(), tmp_path / "r", resume=True)
         r = cli("train", "--resume", tmp_path / "r", "--quiet")
         assert r.returncode == 1 and "in use by another process" in one_line(r.stderr)
         r = cli("train", *LONG, "--out", tmp_path / "r")
         assert r.returncode == 1 and "in use by another process" in one_line(r.stderr)
+    finally:
+        holder.kill()
+        holder.wait()
     assert train(tiny(), tmp_path / "r", resume=True).complete
+
+
+def test_the_lock_is_reentrant_within_one_process(tmp_path):
+    """A sweep worker holds its run folder and calls train, which takes the same lock again."""
+    train(tiny(), tmp_path / "r", stop_after=3)
+    with lock_run_folder(tmp_path / "r") as outer:
+        assert outer.locked
+        assert train(tiny(), tmp_path / "r", resume=True).complete  # the same process: not refused
+        with lock_run_folder(tmp_path / "r") as inner:
+            assert inner.locked
+        r = cli("train", "--resume", tmp_path / "r", "--quiet")  # another process is still refused
+        assert r.returncode == 1 and "in use by another process" in one_line(r.stderr)
+    r = cli("train", "--resume", tmp_path / "r", "--quiet")  # every handle released: free
+    assert r.returncode == 0, r.stderr
 
 
 def test_two_runs_started_together_one_wins(tmp_path):

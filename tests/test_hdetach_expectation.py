@@ -4,10 +4,9 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
-
-from conftest import make_problem
 
 
 def _problem(seed=0, T=5, N=3, D=2, H=3):

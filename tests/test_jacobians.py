@@ -3,12 +3,11 @@ step, against the reverse mode for every weight, and the Jacobian products."""
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
 from hdetach_np.gradcheck import numerical_jacobian, rel_error
 from hdetach_np.paths.jacobians import flatten_params, num_params, unflatten_params
-
-from conftest import make_problem
 
 
 def _cache(seed=0, T=5, N=2, D=2, H=3):

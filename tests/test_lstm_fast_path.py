@@ -17,11 +17,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
 from hdetach_np import lstm as lstm_module
-
-from conftest import make_problem
 
 SIZES = [(1, 1, 1, 3), (5, 3, 2, 4), (7, 1, 1, 8), (4, 6, 1, 16)]  # (T, N, D, H)
 

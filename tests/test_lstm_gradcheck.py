@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
-from hdetach_np.teaching.check import check_case, run_check
 from hdetach_np.gradcheck import numerical_gradient, rel_error
-
-from conftest import make_problem
+from hdetach_np.teaching.check import check_case, run_check
 
 TOL = 1e-6
 SIZES = [  # (T, N, D, H)

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
-
-from conftest import make_problem
 
 
 def _grads(params, x, h0, c0, dhs, **kw):

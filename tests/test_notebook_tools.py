@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from hdetach_np.teaching import notebooks as nt
 from hdetach_np.cli import main as cli_main
+from hdetach_np.teaching import notebooks as nt
 
 
 def make_nb(cells):

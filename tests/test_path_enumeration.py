@@ -4,10 +4,9 @@ The sums must reproduce the split computed by `gradient_paths` (float64)."""
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
-
-from conftest import make_problem
 
 
 def _graph(cache, n, dhs, dcT):

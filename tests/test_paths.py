@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
 from hdetach_np.gradcheck import numerical_gradient, rel_error
-
-from conftest import make_problem
 
 FIELDS = ("Wx", "Wh", "b", "x", "h0", "c0")
 

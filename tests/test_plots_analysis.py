@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import sys
 
 import matplotlib
 
@@ -10,12 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import make_problem  # noqa: E402
 
 import hdetach_np as hd  # noqa: E402
 from hdetach_np.paths import plots  # noqa: E402
 from hdetach_np.paths.suppression import SuppressionConfig, suppression_sweep  # noqa: E402
-
-from conftest import make_problem  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -92,6 +92,8 @@ def test_jacobian_and_history_plots(ax):
 
 
 def _load(name):
+    if str(ROOT / "analysis") not in sys.path:  # the scripts import analysis/_common.py, as when run from the shell
+        sys.path.insert(0, str(ROOT / "analysis"))
     spec = importlib.util.spec_from_file_location(f"analysis_{name}", ROOT / "analysis" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

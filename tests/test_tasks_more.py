@@ -1,9 +1,18 @@
 import numpy as np
 import pytest
 
-from hdetach_np.tasks import (adding_data, copying_accuracy_steps, copying_data, copying_sequences, copying_sets,
-                              copying_tokens, mnist_permutation, mnist_sequence_length, pixel_sequences,
-                              transfer_copying_data)
+from hdetach_np.tasks import (
+    adding_data,
+    copying_accuracy_steps,
+    copying_data,
+    copying_sequences,
+    copying_sets,
+    copying_tokens,
+    mnist_permutation,
+    mnist_sequence_length,
+    pixel_sequences,
+    transfer_copying_data,
+)
 
 
 def test_copying_sets_are_train_then_valid_from_one_stream():

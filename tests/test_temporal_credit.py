@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import make_problem
 
 import hdetach_np as hd
 from hdetach_np.paths.split import _norms
-
-from conftest import make_problem
 
 
 def _suffix_grads(cache, dhs, t, h_scale=None, dcT=None):

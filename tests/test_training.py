@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 import hdetach_np.training.model as tr
-from hdetach_np.training import runs
+from hdetach_np.gradcheck import numerical_gradient, rel_error
+from hdetach_np.training import evaluate_run, runs, train, transfer_copying
 from hdetach_np.training.config import TrainConfig
 from hdetach_np.training.data import MNISTData
-from hdetach_np.gradcheck import numerical_gradient, rel_error
-from hdetach_np.training.runs import CheckpointError, read_history
-from hdetach_np.training import evaluate_run, train, transfer_copying
 from hdetach_np.training.model import TrainingDiverged, evaluate, init_model, loss_and_grads
+from hdetach_np.training.runs import CheckpointError, read_history
 from hdetach_np.training.task_data import make_task_data
 
 TINY = dict(task="copying", delay=4, hidden=8, batch_size=8, n_train=64, n_valid=16, epochs=2, iterations_per_epoch=6,

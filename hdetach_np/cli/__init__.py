@@ -91,7 +91,7 @@ def _run_check(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from . import demo, export, notebooks, train
+    from . import demo, export, notebooks, sweep, train
 
     parser = Parser(
         prog="hdetach-np",
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub)
     demo.register(sub)
     export.register(sub)
+    sweep.register(sub)
     return parser
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from .._validate import check_int
 from ..training import runs
 from ..training.config import TrainConfig
-from ..training.experiments import markdown_table
+from ..training.report import markdown_table
 from ..training.threads import blas_threads, describe_threads
 from .train import flag
 
@@ -73,7 +73,7 @@ class DemoSettings:
     one_hot: bool = False
 
     @classmethod
-    def preset(cls, quick: bool) -> "DemoSettings":
+    def preset(cls, quick: bool) -> DemoSettings:
         if quick:
             return cls(sup_T=10, sup_N=8, sup_H=16, sup_smin=0.25, sup_smax=16.0, sup_nscales=4,
                        T=2, hidden=16, batch_size=16, lr=2e-2, p=0.5, epochs=2, iterations_per_epoch=30,
@@ -285,8 +285,8 @@ def _suppression_figure(res, cfg, path: Path):
 def _copying_figure(histories: dict, s: DemoSettings, n_seeds: int, path: Path):
     import matplotlib.pyplot as plt
 
-    from ..training.plots import plot_eval, plot_training_loss
     from ..paths.plots import plot_path_norms_history
+    from ..training.plots import plot_eval, plot_training_loss
 
     colors = dict(zip(histories, ("black", "tab:green", "tab:orange")))
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))

@@ -17,9 +17,9 @@ from .._validate import check_int
 from ..lstm import INIT_SCHEMES
 from ..masks import PER
 from ..training.config import BIASES, DETACH, DTYPES, LEGACY_T, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
+from ..training.guard import DEFAULT_CHECKPOINT_MINUTES
 from ..training.optim import OPTIMIZERS
 from ..training.threads import blas_threads, describe_threads, parse_threads
-from ..training.guard import DEFAULT_CHECKPOINT_MINUTES
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 INT_OR_NONE = ("delay", "length", "perm_seed")  # integer keys whose default may be null
@@ -115,7 +115,12 @@ def _add_train(sub):
                      "one pixel per step, 200 epochs, about 32 hours; adding length 200, about 2.5 hours); durations extrapolated "
                      "from 20 iterations on one BLAS thread of a busy 2-core machine, evaluations not included "
                      "(docs/training.md) (default: laptop)")
-    cfg = p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)")
+    _add_config_flags(p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)"))
+    p.set_defaults(func=_run_train)
+
+
+def _add_config_flags(cfg):
+    """One flag per TrainConfig field except task (dest = the field name, default None = not given)."""
     for name, (default, text, task_dep) in field_help().items():
         if name == "task":
             continue
@@ -131,7 +136,6 @@ def _add_train(sub):
             cfg.add_argument(*flags, type=typ, metavar={float: "X", int: "INT", str: "STR"}[typ], **kw)
     cfg.add_argument("--T", dest="old_T", type=int, metavar="INT", default=None,
                      help="old name of --delay (copying) and --length (adding), with a note (default: none)")
-    p.set_defaults(func=_run_train)
 
 
 def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
@@ -162,12 +166,12 @@ def _config_from_args(args) -> tuple[TrainConfig | None, dict]:
 
 
 def _run_train(args) -> int:
+    import numpy as np
+
+    from ..training import TrainingDiverged, train
     from ..training.data import DataError
     from ..training.guard import TrainingInterrupted
     from ..training.runs import CHECKPOINT, CheckpointError, RunFolderBusy, read_json
-    from ..training import TrainingDiverged, train
-    import numpy as np
-
     from . import os_error_hint
 
     if args.stop_after is not None:
@@ -238,9 +242,9 @@ def _add_eval(sub):
 
 
 def _run_eval(args) -> int:
+    from ..training import TrainingDiverged, evaluate_run
     from ..training.data import DataError
     from ..training.runs import CheckpointError
-    from ..training import TrainingDiverged, evaluate_run
 
     try:
         with blas_threads(args.threads):
@@ -276,8 +280,8 @@ def _add_transfer(sub):
 
 
 def _run_transfer(args) -> int:
-    from ..training.runs import CheckpointError, read_json, write_json
     from ..training import TrainingDiverged, transfer_copying
+    from ..training.runs import CheckpointError, read_json, write_json
 
     check_int("--n", args.n, 1)
     check_int("--seed", args.seed, 0)
@@ -324,6 +328,9 @@ def _add_plot(sub):
     p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per run (default: folder names)")
     p.add_argument("--smooth", type=int, default=50, help="moving average over this many training records (default: 50)")
     p.add_argument("--paths", action="store_true", help="add a panel of cell/h-path gradient norms (default: off)")
+    p.add_argument("--band", action="store_true",
+                   help="draw the validation accuracy as median and bands (quartiles, min-max): one per group of a "
+                   "sweep folder (runs equal but for the seed), or one for all the run folders given (default: off)")
     p.set_defaults(func=_run_plot)
 
 
@@ -337,6 +344,8 @@ def _run_plot(args) -> int:
     from ..training.runs import read_history, read_json
 
     check_int("--smooth", args.smooth, 1)
+    if args.band:
+        return _plot_band(args)
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise ValueError(f"--labels needs one label per run: {len(args.runs)} run(s), {len(args.labels)} label(s)")
     labels = args.labels or [Path(r).resolve().name for r in args.runs]
@@ -349,6 +358,32 @@ def _run_plot(args) -> int:
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'curves.png'}")
     fmt = out.suffix.lstrip(".").lower() or "png"
     atomic_write(out, lambda f: fig.savefig(f, format=fmt, dpi=120))  # never a half-written image
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_band(args) -> int:
+    from matplotlib.figure import Figure
+
+    from ..training.report import plot_median_band, sweep_groups
+    from ..training.runs import read_history
+    from ..training.sweep import MANIFEST
+
+    groups, single = {}, []
+    for r in args.runs:
+        if (Path(r) / MANIFEST).is_file():
+            prefix = f"{Path(r).resolve().name}: " if len(args.runs) > 1 else ""
+            groups.update({prefix + k: [x["history"] for x in v] for k, v in sweep_groups(r).items()})
+        else:
+            single.append(read_history(r))
+    if single:
+        groups[args.labels[0] if args.labels else "runs"] = single
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    plot_median_band(fig.subplots(), groups)
+    first = Path(args.runs[0])
+    out = Path(args.out) if args.out else (first / "band.png" if (first / MANIFEST).is_file() and len(args.runs) == 1
+                                           else Path("band.png"))
+    fig.savefig(out, dpi=120)
     print(f"wrote {out}")
     return 0
 

@@ -40,7 +40,15 @@ import numpy as np
 from .._validate import check_probability
 from ..linear import LinearGrads
 from ..lstm import GATES, gate_slices
-from ..sequence import LSTMCache, LSTMGrads, backward_loop, check_backward_inputs, check_cache, edge_scale, lstm_backward
+from ..sequence import (
+    LSTMCache,
+    LSTMGrads,
+    backward_loop,
+    check_backward_inputs,
+    check_cache,
+    edge_scale,
+    lstm_backward,
+)
 from .records import json_floats
 
 PARAM_NAMES = ("Wx", "Wh", "b")

@@ -28,9 +28,9 @@ from ..linear import init_linear, linear_backward, linear_forward
 from ..losses import softmax_cross_entropy
 from ..lstm import LSTMParams, init_lstm
 from ..sequence import lstm_forward
+from ..tasks import COPY_CLASSES, copying_data
 from .records import json_floats
 from .split import PARTS, check_group, gradient_paths, h_detach_lambda, param_groups
-from ..tasks import COPY_CLASSES, copying_data
 
 WEIGHTS = ("Wh", "all")
 TASKS = ("copying", "uniform")
@@ -83,7 +83,7 @@ class SuppressionConfig:
         float_dtype(self.dtype, "dtype")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SuppressionConfig":
+    def from_dict(cls, d: dict) -> SuppressionConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -20,8 +20,8 @@ from ..gradcheck import numerical_gradient, rel_error
 from ..linear import LinearParams, init_linear, linear_backward, linear_forward
 from ..losses import softmax_cross_entropy
 from ..lstm import init_lstm
-from ..sequence import lstm_backward, lstm_forward, lstm_forward_steps
 from ..masks import sample_h_detach_mask
+from ..sequence import lstm_backward, lstm_forward, lstm_forward_steps
 
 TOLERANCE = 1e-6
 

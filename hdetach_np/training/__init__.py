@@ -7,7 +7,7 @@
 - `runs`: the run folder (config, history, checkpoints, its lock);
 - `guard`: what keeps a run's work (stops on SIGINT/SIGTERM, timed checkpoints, memory check);
 - `data`: the MNIST files; `threads`: BLAS threads; `plots`: training curves;
-- `experiments`: batches of runs for the experiment scripts in `analysis/`.
+- `sweep`: many runs over a grid of config values (joblib, Dask); `report`: their summaries over seeds.
 """
 
 from .config import TrainConfig

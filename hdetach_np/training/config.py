@@ -214,7 +214,7 @@ class TrainConfig:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_dict(cls, d: dict, preset: str = DEFAULT_PRESET) -> "TrainConfig":
+    def from_dict(cls, d: dict, preset: str = DEFAULT_PRESET) -> TrainConfig:
         """Build from a dict: unknown keys are an error; missing keys take the task's defaults in
         `preset` ("laptop" or "paper", see `PRESETS`)."""
         if not isinstance(d, dict):
@@ -244,13 +244,13 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_saved(cls, d: dict) -> "TrainConfig":
+    def from_saved(cls, d: dict) -> TrainConfig:
         """A config read from a run folder or a checkpoint: the keys it predates take the value its
         run used (ADDED_KEYS), so that runs written before a key existed resume and compare equal."""
         return cls.from_dict({**ADDED_KEYS, **d} if isinstance(d, dict) else d)
 
     @classmethod
-    def from_json(cls, path) -> "TrainConfig":
+    def from_json(cls, path) -> TrainConfig:
         path = Path(path)
         try:
             d = json.loads(path.read_text())

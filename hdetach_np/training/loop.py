@@ -171,7 +171,7 @@ def _check_arguments(config, run_dir, resume, stop_after) -> tuple[TrainConfig, 
     return config, (Path(run_dir) if run_dir is not None else None)
 
 
-def end_of_epoch(cfg: TrainConfig, task: TaskData, state: "TrainState", run, log: "RunLog",
+def end_of_epoch(cfg: TrainConfig, task: TaskData, state: TrainState, run, log: RunLog,
                  buffers: dict | None = None) -> dict | None:
     """Evaluate on the validation set (and the test set at a new best); save the best model. Returns the best.
 

@@ -70,7 +70,7 @@ class Model:
 
     @classmethod
     def from_arrays(cls, arrays: dict, D: int, H: int, K: int, dtype, where: str = "parameters",
-                    bias: str = "one") -> "Model":
+                    bias: str = "one") -> Model:
         """Rebuild from `arrays()` output, checking every name, shape and dtype against (D, H, K, dtype, bias)."""
         dt = np.dtype(dtype)
         if bias not in BIASES:

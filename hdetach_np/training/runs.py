@@ -64,12 +64,14 @@ def lock_run_folder(path):
     """Take the lock of run folder `path` (created if missing) for this process, or raise RunFolderBusy.
 
     The lock is an exclusive `fcntl.flock` on the folder itself (no file is added to it); the
-    operating system releases it when the returned handle is closed or the process ends in any
+    operating system releases it when the last handle is released or the process ends in any
     way, kill -9 included, so a crash never leaves a stale lock. Use it as a context manager:
 
         with lock_run_folder("runs/a"):
             ...                               # no other process can take runs/a meanwhile
 
+    Within one process the lock is re-entrant: a sweep worker that holds a folder can call `train`,
+    which takes the same folder's lock again; the folder is free once every handle is released.
     Where flock is unavailable (Windows) or the file system cannot lock (some network file
     systems), the handle holds no lock (`handle.locked` is False).
     """
@@ -81,6 +83,11 @@ def lock_run_folder(path):
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return FolderLock(None)
+    st = os.stat(path)
+    key = (os.getpid(), st.st_dev, st.st_ino)  # this process's lock on this folder, whatever its name
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return FolderLock(key)
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -91,23 +98,32 @@ def lock_run_folder(path):
     except OSError:  # pragma: no cover - the file system cannot lock: go on unlocked
         os.close(fd)
         return FolderLock(None)
-    return FolderLock(fd)
+    _HELD[key] = [fd, 1]
+    return FolderLock(key)
+
+
+_HELD: dict = {}  # (pid, device, inode) of a locked folder -> [descriptor, handles not yet released]
 
 
 class FolderLock:
     """The handle of `lock_run_folder`: `release()` (or leaving a `with` block) frees the lock."""
 
-    def __init__(self, fd):
-        self.fd = fd
+    def __init__(self, key):
+        self.key = key
 
     @property
     def locked(self) -> bool:
-        return self.fd is not None
+        return self.key is not None
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor drops the flock
-            self.fd = None
+        if self.key is None:
+            return
+        held = _HELD[self.key]
+        held[1] -= 1
+        if held[1] == 0:
+            os.close(held[0])  # closing the descriptor drops the flock
+            del _HELD[self.key]
+        self.key = None
 
     def __enter__(self):
         return self

@@ -12,8 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tasks import (COPY_CLASSES, COPY_INPUTS, MNIST_CLASSES, adding_data, copying_accuracy_steps,
-                     copying_sequences, copying_sets, mnist_permutation, pixel_sequences)
+from ..tasks import (
+    COPY_CLASSES,
+    COPY_INPUTS,
+    MNIST_CLASSES,
+    adding_data,
+    copying_accuracy_steps,
+    copying_sequences,
+    copying_sets,
+    mnist_permutation,
+    pixel_sequences,
+)
 from .config import TrainConfig
 
 

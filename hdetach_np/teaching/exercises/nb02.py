@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...gradcheck import rel_error
-from ...paths.jacobians import StepJacobians, forward_mode, num_params, step_jacobians
 from ...lstm import LSTMParams, init_lstm
-from ...sequence import LSTMCache, lstm_forward
+from ...paths.jacobians import StepJacobians, forward_mode, num_params, step_jacobians
 from ...paths.split import gradient_paths
+from ...sequence import LSTMCache, lstm_forward
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 STEP_SIZES = ((0, 3, 2, 4), (1, 2, 1, 5), (2, 1, 3, 1))  # (seed, N, D, H)

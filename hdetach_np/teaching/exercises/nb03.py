@@ -19,10 +19,10 @@ from numbers import Real
 import numpy as np
 
 from ...gradcheck import rel_error
-from ...paths.jacobians import step_jacobians
 from ...lstm import init_lstm
-from ...sequence import LSTMCache, lstm_forward
+from ...paths.jacobians import step_jacobians
 from ...paths.suppression import SuppressionConfig, suppression_sweep
+from ...sequence import LSTMCache, lstm_forward
 from . import ExerciseError, call_student, close, diagnose, expect_array, expect_unchanged, passed
 
 SCALE = 4.0

@@ -16,8 +16,8 @@ import numpy as np
 
 from ...gradcheck import rel_error
 from ...lstm import init_lstm
-from ...sequence import LSTMGrads, lstm_backward, lstm_forward
 from ...paths.split import expected_h_detach_gradient
+from ...sequence import LSTMGrads, lstm_backward, lstm_forward
 from . import ExerciseError, call_student, close, expect_array, expect_unchanged, passed
 
 WEIGHT_GRID = tuple((k, p) for k in (0, 1, 2, 3, 7) for p in (0.0, 0.25, 0.5, 0.9, 1.0))

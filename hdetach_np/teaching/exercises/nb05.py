@@ -17,9 +17,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..._validate import check_generator
-from ...training.data import DataError, MNISTData, default_data_dir, load_mnist
 from ...gradcheck import rel_error
 from ...tasks import MNIST_PIXELS, mnist_permutation, pixel_sequences
+from ...training.data import DataError, MNISTData, default_data_dir, load_mnist
 from . import ExerciseError, call_student, expect_array, expect_unchanged, passed
 
 SIDE = 28

@@ -1,246 +1,51 @@
-"""Shared machinery of the experiment scripts in analysis/: run a batch of trainings, summarise them.
+"""What the experiment scripts in analysis/ share: the copying setup, named runs, summaries, options.
 
-    jobs = [Job("p0.5-seed0", {"task": "copying", "delay": 5, "p": 0.5, "seed": 0, ...})]
-    done = run_jobs(jobs, runs_dir="runs/experiments", workers=2)   # {name: run folder}
-    hist = read_history(done["p0.5-seed0"])
-    first_reach(hist, (0.5, 0.9, 0.99))                              # {0.5: iteration or None, ...}
+    jobs = make_jobs(COPYING_QUICK, copying_variants([0.5]), seeds=[0, 1])   # {tag: [sweep.Run per seed]}
+    groups = train_groups(jobs, "runs/experiments", workers=2)               # {tag: [run record]}
+    convergence_summary(groups)
 
-A job is a name and a `TrainConfig` dict; its run folder is `runs_dir/name`. A folder whose
-summary says the run is complete and whose config equals the job's is reused, not retrained, so
-several scripts can share the same runs (the convergence runs feed the gradient-component and
-transfer figures). At most `workers` trainings run at once, each in its own process with BLAS
-limited to one thread.
+The runs go through the package's sweep machinery (hdetach_np.training.sweep.run_many: joblib
+worker processes, one BLAS thread each; resumed, reused, never deleted). A run's folder is
+RUNS/<job_name>, a name that spells out the settings, so several scripts share the same runs (the
+convergence runs feed the gradient-component, transfer, learning-rate and ablation scripts).
+
+The scripts import this module as `_common` (they run as `python analysis/NAME.py`, which puts
+analysis/ first on sys.path).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import shutil
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import runs
-from .config import TrainConfig
-from .threads import blas_threads
-
-THRESHOLDS = (0.5, 0.9, 0.99)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One training run: a folder name and the config dict given to `TrainConfig.from_dict`."""
-
-    name: str
-    config: dict
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name or "/" in self.name or self.name.startswith("."):
-            raise ValueError(f"job name must be a non-empty folder name without '/', got {self.name!r}")
-        TrainConfig.from_dict(self.config)  # rejects unknown keys and bad values now, not in a worker
-
-
-def is_complete(run_dir, config: dict) -> bool:
-    """True when `run_dir` holds a finished run of exactly this config."""
-    run = Path(run_dir)
-    try:
-        summary = runs.read_json(run / runs.SUMMARY)
-        saved = TrainConfig.from_saved(runs.read_json(run / runs.CONFIG))
-    except (OSError, ValueError):
-        return False
-    return bool(summary.get("complete")) and saved == TrainConfig.from_dict(config)
-
-
-def _train_one(name: str, config: dict, run_dir: str, data_dir, mnist=None) -> dict:
-    from .loop import train
-    from .model import TrainingDiverged
-
-    blas_threads(1)  # one thread per worker process
-    run = Path(run_dir)
-    if run.exists():
-        shutil.rmtree(run)  # an unfinished or different run: start again
-    t0 = time.perf_counter()
-    try:
-        train(TrainConfig.from_dict(config), run_dir=run, data_dir=data_dir, mnist=mnist)
-        status = "complete"
-    except TrainingDiverged as err:
-        status = f"diverged: {err}"
-        runs.write_json(run / "diverged.json", {"message": str(err)})
-    return {"name": name, "status": status, "seconds": time.perf_counter() - t0}
-
-
-def run_jobs(jobs, runs_dir, workers: int = 2, data_dir=None, say=print, mnist=None) -> dict:
-    """Train every job not already complete in `runs_dir`, at most `workers` at once.
-
-    MNIST jobs read the cache in `data_dir` (see data.load_mnist) unless `mnist` (a data.MNISTData)
-    is given.
-    Returns {name: {"dir": run folder, "status": "complete" | "reused" | "diverged: ...",
-    "seconds": wall time of its training (0 when reused)}}. A diverged run (NaN/inf) keeps its
-    folder and history; its status says so.
-    """
-    jobs = list(jobs)
-    if not all(isinstance(j, Job) for j in jobs):
-        raise TypeError("jobs must be a list of experiments.Job")
-    names = [j.name for j in jobs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"job names must be unique, got duplicates in {names}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    root = Path(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    out, todo = {}, []
-    for j in jobs:
-        d = root / j.name
-        if is_complete(d, j.config):
-            out[j.name] = {"dir": d, "status": "reused", "seconds": 0.0}
-        elif (d / "diverged.json").is_file() and _same_config(d, j.config):
-            out[j.name] = {"dir": d, "status": "diverged: " + runs.read_json(d / "diverged.json")["message"],
-                           "seconds": 0.0}
-        else:
-            todo.append(j)
-    if not todo:
-        return out
-    say(f"training {len(todo)} run(s) in {root} ({len(jobs) - len(todo)} reused), {min(workers, len(todo))} at a time")
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")  # inherited by the worker processes
-    t0 = time.perf_counter()
-    if workers == 1 or len(todo) == 1:
-        results = (_train_one(j.name, j.config, str(root / j.name), data_dir, mnist) for j in todo)
-        for r in results:
-            out[r["name"]] = {"dir": root / r["name"], "status": r["status"], "seconds": r["seconds"]}
-            say(f"  {r['name']}: {r['status']} in {r['seconds']:.0f} s")
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futs = [pool.submit(_train_one, j.name, j.config, str(root / j.name), data_dir, mnist) for j in todo]
-            for f in futs:
-                r = f.result()
-                out[r["name"]] = {"dir": root / r["name"], "status": r["status"], "seconds": r["seconds"]}
-                say(f"  {r['name']}: {r['status']} in {r['seconds']:.0f} s "
-                    f"(elapsed {time.perf_counter() - t0:.0f} s)")
-    return out
+from hdetach_np.training import runs
+from hdetach_np.training.config import TrainConfig
+from hdetach_np.training.report import (  # noqa: F401
+    THRESHOLDS,
+    band_curve,
+    best_eval,
+    final_eval,
+    first_reach,
+    fmt,
+    markdown_table,
+    spread,
+    write_outputs,
+)
+from hdetach_np.training.sweep import Run, run_many
 
 
 def train_groups(jobs: dict, runs_dir, workers: int = 2, **run_kw) -> dict:
-    """Train (or reuse) the runs of make_jobs' {tag: [Job per seed]}, seeds interleaved across the
-    variants (so a cut-short sweep has every variant at the first seeds), and return `collect`'s
-    {tag: [run record]}. `run_kw` goes to `run_jobs` (data_dir, mnist, say)."""
+    """Train (or reuse, or resume) the runs of make_jobs' {tag: [Run per seed]}, seeds interleaved
+    across the variants (so a cut-short sweep has every variant at the first seeds), and return
+    `collect`'s {tag: [run record]}. `run_kw` goes to `run_many` (data_dir, mnist, say, scheduler)."""
     order = [j for per_seed in zip(*jobs.values()) for j in per_seed]
-    return collect(jobs, run_jobs(order, runs_dir, workers=workers, **run_kw))
-
-
-def _same_config(run_dir, config) -> bool:
-    try:
-        return TrainConfig.from_saved(runs.read_json(Path(run_dir) / runs.CONFIG)) == TrainConfig.from_dict(config)
-    except (OSError, ValueError):
-        return False
+    return collect(jobs, run_many(order, runs_dir, workers=workers, **run_kw), runs_dir)
 
 
 # ---------------------------------------------------------------------------------------------
 # Summaries
 # ---------------------------------------------------------------------------------------------
-
-
-def first_reach(history: list, thresholds=THRESHOLDS, split: str = "valid") -> dict:
-    """{threshold: the first iteration whose `split` accuracy is >= threshold, or None}."""
-    evals = [(r["iteration"], r["accuracy"]) for r in history if r.get("split") == split and r.get("accuracy") is not None]
-    return {th: next((it for it, a in evals if a >= th), None) for th in thresholds}
-
-
-def spread(values) -> dict:
-    """Median, min, max and count of the values that are not None; `n_missing` counts the Nones
-    (e.g. runs that never reached a threshold). Median is None when fewer than half the values exist,
-    since then the median is itself 'not reached'."""
-    values = list(values)
-    vals = [v for v in values if v is not None]
-    n = len(values)
-    out = {"n": len(vals), "n_missing": n - len(vals)}
-    if vals and len(vals) * 2 > n:
-        # the median over all runs, counting a missing value as larger than every reached one
-        full = sorted(vals) + [math.inf] * (n - len(vals))
-        m = float(np.median(full))
-        out["median"] = None if math.isinf(m) else m
-    else:
-        out["median"] = None
-    out["min"] = float(min(vals)) if vals else None
-    out["max"] = float(max(vals)) if vals else None
-    return out
-
-
-def final_eval(history: list, split: str = "valid") -> dict | None:
-    """The last evaluation record of a split (loss, accuracy, iteration), or None."""
-    recs = [r for r in history if r.get("split") == split]
-    return recs[-1] if recs else None
-
-
-def best_eval(history: list, split: str = "valid") -> dict | None:
-    """The evaluation record of a split with the highest accuracy (first one on ties), or None."""
-    recs = [r for r in history if r.get("split") == split and r.get("accuracy") is not None]
-    return max(recs, key=lambda r: r["accuracy"]) if recs else None
-
-
-def median_curve(histories: list, split: str = "valid", key: str = "accuracy"):
-    """(iterations, median, min, max) of an evaluation metric over runs evaluated at the same
-    iterations (runs that stopped early are cut to the shortest)."""
-    from .plots import eval_curve
-
-    curves = [eval_curve(h, split, key) for h in histories]
-    n = min(len(c[0]) for c in curves)
-    if n == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)
-    its = curves[0][0][:n]
-    v = np.stack([c[1][:n] for c in curves])
-    return its, np.median(v, 0), v.min(0), v.max(0)
-
-
-def fmt(v, digits: int = 0) -> str:
-    """A table cell: '-' for None, otherwise the number with `digits` decimals."""
-    if v is None:
-        return "-"
-    return f"{v:.{digits}f}"
-
-
-def markdown_table(header, rows) -> str:
-    """A GitHub markdown table from a header list and rows of cells (converted with str)."""
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(out_dir, stem: str, data: dict, table_md: str, fig=None, dpi: int = 100) -> dict:
-    """Write OUT/stem.json, OUT/stem.md and (if a figure is given, then closed) OUT/stem.png; say
-    what was written and return the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
-    paths["json"].write_text(json.dumps(_jsonable(data), indent=1) + "\n")
-    paths["md"].write_text(table_md)
-    if fig is not None:
-        paths["png"] = out / f"{stem}.png"
-        fig.savefig(paths["png"], dpi=dpi)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    print("wrote", ", ".join(str(p) for p in paths.values()))
-    return paths
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,13 +116,13 @@ def job_name(cfg: dict, seed: int) -> str:
 
 
 def make_jobs(base: dict, variants: dict, seeds) -> dict:
-    """{tag: [Job per seed]} for variants {tag: overrides} of the base config."""
+    """{tag: [sweep.Run per seed]} for variants {tag: overrides} of the base config."""
     out = {}
     for tag, over in variants.items():
         out[tag] = []
         for s in seeds:
             cfg = dict(base, **over, seed=int(s))
-            out[tag].append(Job(job_name(cfg, s), cfg))
+            out[tag].append(Run(job_name(cfg, s), cfg, dict(over, seed=int(s))))
     return out
 
 
@@ -326,14 +131,14 @@ def make_jobs(base: dict, variants: dict, seeds) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def collect(jobs: dict, done: dict) -> dict:
+def collect(jobs: dict, done: dict, runs_dir) -> dict:
     """{tag: [{"seed", "name", "dir", "status", "seconds", "history"}]} from make_jobs' output and
-    run_jobs' result; "seconds" is the training time stored in the run's summary.json."""
+    run_many's result; "seconds" is the training time stored in the run's summary.json."""
     out = {}
     for tag, js in jobs.items():
         out[tag] = []
         for j in js:
-            d = Path(done[j.name]["dir"])
+            d = Path(runs_dir) / j.name
             summ = runs.read_json(d / runs.SUMMARY) if (d / runs.SUMMARY).is_file() else {}
             out[tag].append({"seed": j.config["seed"], "name": j.name, "dir": d, "status": done[j.name]["status"],
                              "seconds": float(summ.get("seconds", done[j.name]["seconds"])),
@@ -404,11 +209,11 @@ def per_seed_table(summary: dict, thresholds=THRESHOLDS) -> str:
 def plot_accuracy_groups(ax, groups: dict, split: str = "valid", thresholds=THRESHOLDS):
     """Validation accuracy against iteration: each seed thin, the median over seeds thick, one
     colour per variant; dotted lines at the thresholds. Returns ax."""
-    from .plots import eval_curve
+    from hdetach_np.training.plots import eval_curve
 
     for tag, rs in groups.items():
-        its, med, lo, hi = median_curve([r["history"] for r in rs], split)
-        (line,) = ax.plot(its, med, lw=2, label=f"{tag} (median of {len(rs)})")
+        b = band_curve([r["history"] for r in rs], split)
+        (line,) = ax.plot(b["iteration"], b["median"], lw=2, label=f"{tag} (median of {len(rs)})")
         for r in rs:
             it, v = eval_curve(r["history"], split)
             ax.plot(it, v, lw=0.6, alpha=0.35, color=line.get_color())
@@ -423,7 +228,7 @@ def plot_accuracy_groups(ax, groups: dict, split: str = "valid", thresholds=THRE
 
 def plot_loss_groups(ax, groups: dict, smooth: int = 50):
     """Training loss (moving average over `smooth` iterations), median over seeds per variant."""
-    from .plots import training_curve
+    from hdetach_np.training.plots import training_curve
 
     for tag, rs in groups.items():
         curves = [training_curve(r["history"], "loss", smooth) for r in rs]
