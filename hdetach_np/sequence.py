@@ -380,6 +380,6 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
     T, N, H, dt = check_backward_inputs(dhs, cache, dhT, dcT)
     h_scale = edge_scale(h_scale, "h_scale", T, N, H, dt)
     c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    for _, adjoints in backward_loop(dhs, cache, (h_scale,), c_scale, dhT, dcT):
-        pass
+    # run the loop to its end: the final adjoints hold the gradients summed over the steps
+    *_, (_, adjoints) = backward_loop(dhs, cache, (h_scale,), c_scale, dhT, dcT)
     return adjoints.grads(0)

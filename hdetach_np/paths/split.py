@@ -158,12 +158,13 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     """
     T, N, H, dt = check_backward_inputs(dhs, cache, dhT, dcT)
     if readout is not None and not isinstance(readout, LinearGrads):
-        raise TypeError(f"readout must be the LinearGrads of the readout (linear_backward), got {type(readout).__name__}")
+        raise TypeError("readout must be the LinearGrads of the readout (linear_backward), "
+                        f"got {type(readout).__name__}")
     if readout is not None and readout.V.shape[0] != H:
         raise ValueError(f"expected readout gradients with V of shape (H={H}, K), got {readout.V.shape}")
     streams = _total_and_cell(edge_scale(h_scale, "h_scale", T, N, H, dt), T, dt)
-    for _, adjoints in backward_loop(dhs, cache, streams, edge_scale(c_scale, "c_scale", T, N, H, dt), dhT, dcT):
-        pass
+    # run the loop to its end: the final adjoints hold the gradients summed over the steps
+    *_, (_, adjoints) = backward_loop(dhs, cache, streams, edge_scale(c_scale, "c_scale", T, N, H, dt), dhT, dcT)
     total, cell = adjoints.grads(0), adjoints.grads(1)
     return PathGrads(total, cell, _difference(total, cell), readout)
 
@@ -313,7 +314,7 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
         if not 0 <= k < L:
             continue
         # what reaches h_t, c_t (everything: from later steps and through h_t) and a_t, per part
-        for name, norms, (total, cell) in (("dh", dh_n, adj.dh), ("dc", dc_n, adj.cell.dc_t), ("da", da_n, adj.da)):
+        for norms, (total, cell) in ((dh_n, adj.dh), (dc_n, adj.cell.dc_t), (da_n, adj.da)):
             for q, v in (("total", total), ("cell", cell), ("h", total - cell)):
                 norms[q][k] = np.linalg.norm(v)
         # step t's term in each weight gradient, [x_t, 1, h_{t-1}]^T dL/da_t, from the loop
