@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._validate import check_probability
 from ..linear import LinearGrads
@@ -143,8 +144,9 @@ def _difference(a: LSTMGrads, b: LSTMGrads) -> LSTMGrads:
     return LSTMGrads(*(getattr(a, f) - getattr(b, f) for f in ("Wx", "Wh", "b", "x", "h0", "c0")))
 
 
-def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
-                   readout: LinearGrads | None = None) -> PathGrads:
+def gradient_paths(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                   c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None, dcT: np.ndarray | None = None,
+                   *, readout: LinearGrads | None = None) -> PathGrads:
     """Split the gradient of `lstm_backward(dhs, cache, h_scale, c_scale, dhT, dcT)` into its
     cell-path and h-path parts, in one backward pass.
 
@@ -174,7 +176,9 @@ def _total_and_cell(h_scale, T, dtype):
     return (h_scale, np.zeros((T, 1, 1), dtype))
 
 
-def gradient_paths_reference(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> PathGrads:
+def gradient_paths_reference(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                             c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None,
+                             dcT: np.ndarray | None = None) -> PathGrads:
     """The same split from two plain `lstm_backward` calls (total, and cell = every h-edge cut).
 
     Slower; kept as the definition that `gradient_paths` is tested against."""
@@ -189,13 +193,14 @@ def gradient_paths_reference(dhs, cache: LSTMCache, h_scale=None, c_scale=None, 
 # ---------------------------------------------------------------------------------------------
 
 
-def h_detach_lambda(T: int, p: float, dtype=np.float64) -> np.ndarray:
+def h_detach_lambda(T: int, p: float, dtype: DTypeLike = np.float64) -> np.ndarray:
     """The h_scale (T,) of the expected h-detach gradient: lambda = 1 - p on every h-edge."""
     p = check_probability("p", p)
     return np.full(T, 1.0 - p, dtype=dtype)
 
 
-def expected_h_detach_gradient(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
+def expected_h_detach_gradient(dhs: np.ndarray | None, cache: LSTMCache, p: float, c_scale: ArrayLike | None = None,
+                               dhT: np.ndarray | None = None, dcT: np.ndarray | None = None) -> LSTMGrads:
     """E[g] over h-detach masks with blocking probability p, computed exactly.
 
     A mask cuts each h-edge independently with probability p and leaves the forward pass alone; the
@@ -209,7 +214,8 @@ def expected_h_detach_gradient(dhs, cache: LSTMCache, p: float, c_scale=None, dh
     return lstm_backward(dhs, cache, h_scale=lam, c_scale=c_scale, dhT=dhT, dcT=dcT)
 
 
-def expected_h_detach_paths(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=None, dcT=None, *,
+def expected_h_detach_paths(dhs: np.ndarray | None, cache: LSTMCache, p: float, c_scale: ArrayLike | None = None,
+                            dhT: np.ndarray | None = None, dcT: np.ndarray | None = None, *,
                             readout: LinearGrads | None = None) -> PathGrads:
     """The expected h-detach gradient g(1 - p) split into its cell part and its h part.
 
@@ -253,7 +259,8 @@ class TemporalCredit:
     def steps(self) -> np.ndarray:
         return self.ref_step - self.lags
 
-    def as_dict(self, groups=("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g"), digits: int = 7) -> dict:
+    def as_dict(self, groups: tuple[str, ...] = ("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g"),
+                digits: int = 7) -> dict:
         """JSON-ready (lists of floats with `digits` significant digits); weight terms for
         `groups` only (None: every group)."""
         groups = tuple(self.weights["total"]) if groups is None else tuple(groups)
@@ -277,8 +284,9 @@ def _last_loss_step(dhs, T, dhT, dcT) -> int:
     return int(active[-1])
 
 
-def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
-                    ref_step: int | None = None, max_lag: int | None = None) -> TemporalCredit:
+def temporal_credit(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                    c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None, dcT: np.ndarray | None = None,
+                    *, ref_step: int | None = None, max_lag: int | None = None) -> TemporalCredit:
     """How much gradient reaches each earlier step, through the cell path and through the h path.
 
     Arguments as for `lstm_backward`. `ref_step` (default: the last step where dhs is non-zero, or
