@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     plt.close(fig)
     with open(os.path.join(args.out, "jacobian_products.json"), "w") as fh:
         json.dump(out, fh, separators=(",", ":"))
-    print("spectral norm of the product over the whole sequence (lag %d)" % lags[-1])
+    print(f"spectral norm of the product over the whole sequence (lag {lags[-1]:d})")
     for k, r in out["runs"].items():
         row = "  ".join(f"lambda={l:g}: {v[-1]:.3g}" for l, v in zip(r["lambdas"], r["spec"]))
         print(f"  {k:<10} cell part: {r['cell_spec'][-1]:.3g}  {row}")

@@ -11,7 +11,8 @@ Writes into --out: lr_robustness.png, lr_robustness.json, lr_robustness.md.
 
 Run from the repository root (after `pip install -e .`):
 
-    python analysis/lr_robustness.py --out docs/figures/experiments --seeds 3 --iterations 8000   # 12 new runs, 20 min measured
+    # 12 new runs, 20 min measured
+    python analysis/lr_robustness.py --out docs/figures/experiments --seeds 3 --iterations 8000
     python analysis/lr_robustness.py --out /tmp/quick --quick      # seconds
 """
 
@@ -63,7 +64,8 @@ def main(argv=None) -> dict:
     for ax, lr in zip(axes[0], lrs):
         ex.plot_accuracy_groups(ax, {t.split(", ", 1)[1]: g for t, g in groups.items() if t.startswith(f"lr {lr:g},")})
         ax.set_title(f"Adam lr {lr:g}", fontsize="medium")
-    fig.suptitle(f"Copying T={base['delay']}, hidden {base['hidden']}, one-hot input, {len(seeds)} seeds", fontsize="medium")
+    fig.suptitle(f"Copying T={base['delay']}, hidden {base['hidden']}, one-hot input, {len(seeds)} seeds",
+                 fontsize="medium")
     fig.tight_layout()
 
     cmd = ex.command_line("lr_robustness.py", argv)

@@ -116,7 +116,8 @@ def main(argv=None) -> dict:
     cmd = ex.command_line("mnist_sequential.py", argv)
     table = ex.markdown_table(["task, variant", "seed", "best valid acc.", "epoch of best", "test acc. at best",
                                "final valid acc.", "train seconds"], rows)
-    data = {"command": cmd, "data": source, "settings": {k: v for k, v in vars(args).items() if k not in ("out", "runs")},
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "runs")}
+    data = {"command": cmd, "data": source, "settings": settings,
             "summary": summary, "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}
     ex.write_outputs(args.out, "mnist_sequential", data, f"Command: `{cmd}`\n\nData: {source}\n\n" + table, fig)
     print(table)

@@ -58,7 +58,8 @@ def main(argv=None) -> dict:
     common = dict(scales=scales, seeds=tuple(range(args.seeds)), task="copying", T=args.T, N=args.N,
                   H=args.H, ps=(0.25, 0.5), dtype="float64")
     os.makedirs(args.out, exist_ok=True)
-    results, out = {}, {"command": "python analysis/suppression.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    given = argv if argv is not None else sys.argv[1:]
+    results, out = {}, {"command": "python analysis/suppression.py " + " ".join(given)}
     for weights in ("Wh", "all"):
         t0 = time.perf_counter()
         results[weights] = suppression_sweep(SuppressionConfig(weights=weights, **common))

@@ -79,8 +79,8 @@ def main(argv=None) -> dict:
                 for row, quantity in enumerate(("dc", "weights")):
                     ax = plot_credit_vs_lag(axes[row, m], tc, quantity=quantity, group="all")
                     ax.axvspan(input_lags.min(), input_lags.max(), color="gold", alpha=0.3, lw=0)
-                    ax.set_title(f"Wh x {s:g}: " + ("||dL/dc_t||" if quantity == "dc" else "step-t term of the LSTM gradient"),
-                                 fontsize="medium")
+                    what = "||dL/dc_t||" if quantity == "dc" else "step-t term of the LSTM gradient"
+                    ax.set_title(f"Wh x {s:g}: " + what, fontsize="medium")
     fig.suptitle(f"Copying task, loss on the recall steps, T={args.T}, N={args.N}, H={args.H} "
                  f"(shaded: the input token steps)", fontsize="medium")
     fig.tight_layout()
@@ -93,7 +93,8 @@ def main(argv=None) -> dict:
     print(f"  {'run':<22} {'total':>10} {'cell':>10} {'h':>10} {'cell/total':>11}")
     for k, r in out["runs"].items():
         i = r["input_steps"]["sum_of_weight_term_norms"]
-        print(f"  {k:<22} {i['total']:10.3g} {i['cell']:10.3g} {i['h']:10.3g} {r['input_steps']['cell_share'] or float('nan'):11.3g}")
+        share = r["input_steps"]["cell_share"] or float("nan")
+        print(f"  {k:<22} {i['total']:10.3g} {i['cell']:10.3g} {i['h']:10.3g} {share:11.3g}")
     return out
 
 

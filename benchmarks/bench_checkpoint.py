@@ -37,7 +37,8 @@ from hdetach_np.training.optim import clip_grad_norm, make_optimizer
 SETTINGS = {
     "copying T=10 hidden 128": dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, n_train=10_000,
                                     n_valid=500),
-    "copying T=300 hidden 128": dict(task="copying", delay=300, hidden=128, one_hot=False, lr=1e-3, n_train=10_000, n_valid=500),
+    "copying T=300 hidden 128": dict(task="copying", delay=300, hidden=128, one_hot=False, lr=1e-3, n_train=10_000,
+                                     n_valid=500),
 }
 
 

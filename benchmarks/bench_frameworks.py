@@ -10,14 +10,14 @@ is not installed is skipped with a message:
     python benchmarks/bench_frameworks.py --configs copying               # one config
     python benchmarks/bench_frameworks.py --markdown benchmarks/results/bench_frameworks.json
 
-A step (framework_steps.py; the thread handling is in one_thread.py): LSTM forward, linear readout and softmax cross-entropy at every
-step, backward to all parameters with an h-detach keep-mask (one Bernoulli per step shared by the
-batch, p = 0.5), float32. Variants: hdetach-np, tf-cell (a graph-mode custom cell with the mask as
-mask * h + (1 - mask) * stop_gradient(h) before the gates), jax-scan (jit(value_and_grad) over
-lax.scan, the same mask), and, without a mask, tf-keras-lstm (Keras' LSTM) against
-hdetach-np-nomask. Configs: copying (T=120, N=100, D=10, H=128, K=9), pixel-mnist (T=784, N=100,
-D=1, H=128, K=10) and copying-delay10 (the README Results' setting: delay 10 = 30 steps, one-hot
-D=10, N=100, H=128, K=9).
+A step (framework_steps.py; the thread handling is in one_thread.py): LSTM forward, linear readout
+and softmax cross-entropy at every step, backward to all parameters with an h-detach keep-mask (one
+Bernoulli per step shared by the batch, p = 0.5), float32. Variants: hdetach-np, tf-cell (a
+graph-mode custom cell with the mask as mask * h + (1 - mask) * stop_gradient(h) before the gates),
+jax-scan (jit(value_and_grad) over lax.scan, the same mask), and, without a mask, tf-keras-lstm
+(Keras' LSTM) against hdetach-np-nomask. Configs: copying (T=120, N=100, D=10, H=128, K=9),
+pixel-mnist (T=784, N=100, D=1, H=128, K=10) and copying-delay10 (the README Results' setting: delay
+10 = 30 steps, one-hot D=10, N=100, H=128, K=9).
 
 Order of events, all in one process:
 1. Threads, before anything runs. JAX has no thread-count option: XLA_FLAGS gets
@@ -289,7 +289,8 @@ def markdown(res: dict) -> str:
     if ctl:
         lines += ["", f"Control: numpy with {ctl['blas_threads']} BLAS threads, {ctl['matmul']} matmuls: "
                       f"CPU / wall {ctl['cpu_over_wall']:.2f}, fastest quarter "
-                      f"{ctl['cpu_over_wall_fastest']:.2f}, runnable threads {_runnable(ctl)}, threads > 5% {_threads(ctl)}."]
+                      f"{ctl['cpu_over_wall_fastest']:.2f}, runnable threads {_runnable(ctl)}, "
+                      f"threads > 5% {_threads(ctl)}."]
     return "\n".join(lines)
 
 

@@ -139,7 +139,7 @@ def interleaved(variants: dict, threads: Threads, repeats: int, warmup: int = 2,
             threads.set(n)
             time.sleep(settle)
 
-    for name, (fn, n) in variants.items():
+    for _name, (fn, n) in variants.items():
         use(n)
         for _ in range(warmup):
             fn()

@@ -129,7 +129,8 @@ def main(argv=None) -> dict:
                 print(f"{name:<9} {k:<20} {row['median_ms']:10.1f} {row['ratio_of_medians']:16.2f} "
                       f"{row['median_of_ratios']:13.2f} {row['min_ms']:8.1f} {row['ratio_of_mins']:9.2f}")
     for name, r in results.items():
-        print(f"{name:<9} (float32 rel. error of the split's total vs lstm_backward: {r['rel_error_total_vs_plain']:.1e})")
+        err = r["rel_error_total_vs_plain"]
+        print(f"{name:<9} (float32 rel. error of the split's total vs lstm_backward: {err:.1e})")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(out, fh, indent=1)

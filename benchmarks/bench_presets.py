@@ -64,7 +64,8 @@ def main(argv=None) -> int:
                 cfg = TrainConfig.from_dict({"task": task}, preset=preset)
                 mnist = stand_in_mnist(cfg.n_train, max(cfg.n_valid, cfg.n_test)) if task in MNIST_TASKS else None
                 spi = seconds_per_iteration(cfg, args.warmup, args.iterations, mnist)
-                rows.append({"load_average": os.getloadavg()[0], "task": task, "preset": preset, "T": cfg.sequence_length, "hidden": cfg.hidden,
+                rows.append({"load_average": os.getloadavg()[0], "task": task, "preset": preset,
+                             "T": cfg.sequence_length, "hidden": cfg.hidden,
                              "iterations": cfg.total_iterations, "seconds_per_iteration": spi,
                              "hours": spi * cfg.total_iterations / 3600})
                 r = rows[-1]

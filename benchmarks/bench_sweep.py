@@ -132,7 +132,8 @@ def paper(iterations: int, say=print) -> dict:
         "pixel MNIST (vanilla, p 0.25 x 5 seeds; 100,000 iterations)":
             {"runs": 10, "iterations": 200 * 500,
              "run_seconds": max(s_it["pixel MNIST 784 steps, vanilla"], s_it["pixel MNIST 784 steps, p=0.25"]),
-             "cpu_seconds": 5 * 100_000 * (s_it["pixel MNIST 784 steps, vanilla"] + s_it["pixel MNIST 784 steps, p=0.25"])},
+             "cpu_seconds": 5 * 100_000 * (s_it["pixel MNIST 784 steps, vanilla"]
+                                           + s_it["pixel MNIST 784 steps, p=0.25"])},
     }
     for s in sweeps.values():
         s["run_seconds"] *= s["iterations"]  # the longest run

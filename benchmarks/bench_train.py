@@ -2,7 +2,8 @@
 
 Run from the repository root, with the machine's BLAS tuning variables unset:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py --out benchmarks/results/bench_train.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        python benchmarks/bench_train.py --out benchmarks/results/bench_train.json
     python benchmarks/bench_train.py --quick            # tiny sizes, seconds (a smoke test)
     python benchmarks/bench_train.py --cold             # also the cold-call effect (section 2)
 
@@ -12,10 +13,11 @@ Run from the repository root, with the machine's BLAS tuning variables unset:
    masks, forward, readout, loss, backward, path-norm logging, clipping, the optimizer, history,
    evaluation at every epoch's end, checkpoints); its CPU seconds are the process time of the call
    less that of building the task's data (the set-up's main part), per iteration. With one BLAS
-   thread the CPU time is the work done, far less disturbed by other jobs than the wall time. "The maths" is the same number of iterations of
-   `lstm_forward` (reusing its cache), the readout, the loss and `lstm_backward` with an h-detach
-   mask, on one fixed minibatch. The two alternate (train, maths, maths, train, ...) and the table
-   reports the median seconds per iteration of each and the ratio of medians.
+   thread the CPU time is the work done, far less disturbed by other jobs than the wall time. "The
+   maths" is the same number of iterations of `lstm_forward` (reusing its cache), the readout, the
+   loss and `lstm_backward` with an h-detach mask, on one fixed minibatch. The two alternate (train,
+   maths, maths, train, ...) and the table reports the median seconds per iteration of each and the
+   ratio of medians.
    Settings:
      copying       the Results' copying setting: T=10 (20 + 10 steps), one-hot input (D=10),
                    H=128, N=100, Adam lr 3e-3, 100 iterations per epoch, 500 validation sequences,
@@ -66,9 +68,10 @@ SETTINGS = {
 }
 EPOCHS = {"copying": 3, "pixel-mnist": 1}
 QUICK = {
-    "copying": dict(SETTINGS["copying"], hidden=16, n_train=1000, n_valid=50, iterations_per_epoch=20, log_paths_every=20),
-    "pixel-mnist": dict(SETTINGS["pixel-mnist"], pixels_per_step=28, hidden=16, batch_size=10, n_train=200, n_valid=20, n_test=40,
-                        iterations_per_epoch=5),
+    "copying": dict(SETTINGS["copying"], hidden=16, n_train=1000, n_valid=50, iterations_per_epoch=20,
+                    log_paths_every=20),
+    "pixel-mnist": dict(SETTINGS["pixel-mnist"], pixels_per_step=28, hidden=16, batch_size=10, n_train=200, n_valid=20,
+                        n_test=40, iterations_per_epoch=5),
 }
 
 
@@ -129,7 +132,8 @@ def bench_iteration(settings: dict, epochs: dict, repeats: int, folder: Path) ->
         runs = {"train": [], "maths": []}
         for r in range(repeats):
             for kind in (("train", "maths") if r % 2 == 0 else ("maths", "train")):
-                runs[kind].append(train_seconds(cfg, mnist, folder) if kind == "train" else maths_seconds(cfg, mnist, n))
+                seconds = train_seconds(cfg, mnist, folder) if kind == "train" else maths_seconds(cfg, mnist, n)
+                runs[kind].append(seconds)
         res = {"config": cfg.to_dict(), "iterations": n, "repeats": repeats}
         for clock, i in (("wall", 0), ("cpu", 1)):
             t, m = (float(np.median([r[i] for r in runs[kind]])) for kind in ("train", "maths"))

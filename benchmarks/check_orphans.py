@@ -76,7 +76,8 @@ def main(argv=None):
                 time.sleep(0.05)
             left = [k for k in kids if alive(k)]
             if left:
-                print(f"{mode}: {len(left)} of {len(kids)} child processes still alive {args.limit:.0f} s after the kill")
+                print(f"{mode}: {len(left)} of {len(kids)} child processes still alive "
+                      f"{args.limit:.0f} s after the kill")
                 for k in left:
                     os.kill(k, signal.SIGKILL)
             else:

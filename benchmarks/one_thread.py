@@ -106,7 +106,8 @@ def thread_settings(libs: dict) -> dict:
         out["tensorflow"] = {"intra_op": th.get_intra_op_parallelism_threads(),
                              "inter_op": th.get_inter_op_parallelism_threads()}
     if "jax" in libs:
-        out["jax"] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS"), "client_created_on_one_core": hasattr(os, "sched_setaffinity"),
+        out["jax"] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS"),
+                      "client_created_on_one_core": hasattr(os, "sched_setaffinity"),
                       "threads_on_one_core": one_core_threads()}
     return out
 
@@ -148,9 +149,9 @@ def thread_times() -> dict[str, tuple[int, int]]:
 
 
 def timed_call(step, mask) -> dict:
-    """One call of a step (anything with run(mask) and uses_mask): its wall and process CPU seconds; the CPU seconds of each thread that ran
-    during it, and the seconds its threads were runnable (on a core or waiting for one) summed over
-    threads, over `bracket` seconds (both read outside the timed region)."""
+    """One call of a step (anything with run(mask) and uses_mask): its wall and process CPU seconds;
+    the CPU seconds of each thread that ran during it, and the seconds its threads were runnable (on
+    a core or waiting for one) summed over threads, over `bracket` seconds (both read outside the timed region)."""
     b0 = time.perf_counter()
     before = thread_times()
     c0, w0 = time.process_time(), time.perf_counter()

@@ -48,7 +48,7 @@ from .sequence import (
 )
 from .torch_convert import from_torch_lstm, to_torch_lstm
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     # the core: one LSTM step and a whole sequence, forward and backward; the readout and losses

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ._validate import check_array, check_choice, check_generator, check_unit_interval, float_dtype
 
@@ -52,7 +53,7 @@ class LSTMParams:
     Wh: np.ndarray
     b: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("Wx", "Wh", "b"):
             a = getattr(self, name)
             if not isinstance(a, np.ndarray):
@@ -87,7 +88,7 @@ class LSTMParams:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"Wx": self.Wx, "Wh": self.Wh, "b": self.b}
 
-    def astype(self, dtype) -> LSTMParams:
+    def astype(self, dtype: DTypeLike) -> LSTMParams:
         dt = float_dtype(dtype)
         return LSTMParams(*(a.astype(dt) for a in (self.Wx, self.Wh, self.b)))
 
@@ -96,7 +97,7 @@ class LSTMParams:
 
 
 def init_lstm(input_size: int, hidden_size: int, rng: np.random.Generator,
-              dtype=np.float32, scheme: str = "original") -> LSTMParams:
+              dtype: DTypeLike = np.float32, scheme: str = "original") -> LSTMParams:
     """Random LSTM parameters: Wx (D, 4H), Wh (H, 4H), b (4H,).
 
     scheme="original" reproduces the original code: every weight U(-k, k) with k = 1/sqrt(H), and
@@ -163,7 +164,8 @@ def activate_gates(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def cell_forward(gates, c_prev, c_out, tanh_c_out, h_out, work=None):
+def cell_forward(gates: np.ndarray, c_prev: np.ndarray, c_out: np.ndarray, tanh_c_out: np.ndarray, h_out: np.ndarray,
+                 work: np.ndarray | None = None) -> None:
     """c_t = f * c_{t-1} + i * g ; h_t = o * tanh(c_t). Writes into the three (N, H) outputs.
 
     gates (N, 4H) activated; c_prev (N, H). work: optional (N, H) scratch (allocated when None).
@@ -183,7 +185,7 @@ class CellWork(NamedTuple):
     slope: np.ndarray  # (N, H): a derivative of the forward pass (tanh', sigmoid')
 
 
-def cell_work(N: int, H: int, dtype, streams: int | None = None) -> CellWork:
+def cell_work(N: int, H: int, dtype: DTypeLike, streams: int | None = None) -> CellWork:
     """Scratch for `lstm_cell_backward`; with `streams` S, dc_t is (S, N, H) for S adjoint streams.
 
     Stored unit-major (each unit a contiguous row of N numbers), like the cache of `lstm_forward`.
@@ -192,7 +194,7 @@ def cell_work(N: int, H: int, dtype, streams: int | None = None) -> CellWork:
     return CellWork(dc_t, unit_major(N, H, dtype))
 
 
-def unit_major(N: int, F: int, dtype, streams: int | None = None) -> np.ndarray:
+def unit_major(N: int, F: int, dtype: DTypeLike, streams: int | None = None) -> np.ndarray:
     """An (N, F) array (or (S, N, F) with S streams) stored as its transpose (F, N): each column
     (a unit of a gate) is one contiguous row of N numbers, so elementwise ops over a gate block run
     over contiguous memory."""
@@ -201,7 +203,9 @@ def unit_major(N: int, F: int, dtype, streams: int | None = None) -> np.ndarray:
     return np.empty((streams, F, N), dtype).transpose(0, 2, 1)
 
 
-def lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, da, dc_prev=None, work: CellWork | None = None):
+def lstm_cell_backward(dh: np.ndarray, dc: np.ndarray, gates: np.ndarray, tanh_c: np.ndarray, c_prev: np.ndarray,
+                       da: np.ndarray, dc_prev: np.ndarray | None = None,
+                       work: CellWork | None = None) -> np.ndarray:
     """Backprop one cell from dL/dh_t, dL/dc_t to dL/da_t and dL/dc_{t-1} (the module docstring's maths).
 
     dh: dL/dh_t (N, H), everything that reaches h_t. dc: dL/dc_t (N, H) from step t+1 only (the
@@ -236,14 +240,14 @@ def lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, da, dc_prev=None, work: Ce
     return dc_prev
 
 
-def sigmoid_slope(s, out=None):
+def sigmoid_slope(s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """sigmoid'(a) = s (1 - s) from s = sigmoid(a); written into `out` if given."""
     out = np.subtract(1.0, s, out=out)
     out *= s
     return out
 
 
-def tanh_slope(y, out=None):
+def tanh_slope(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """tanh'(a) = 1 - y^2 from y = tanh(a); written into `out` if given."""
     out = np.multiply(y, y, out=out)
     np.subtract(1.0, out, out=out)
@@ -280,7 +284,8 @@ class StepGrads:
     a: np.ndarray  # (N, 4H): dL/da_t, blocks i, f, o, g
 
 
-def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
+def lstm_step_forward(x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
+                      params: LSTMParams) -> tuple[np.ndarray, np.ndarray, StepCache]:
     """One LSTM step. x_t (N, D), h_prev (N, H), c_prev (N, H) -> h (N, H), c (N, H), StepCache."""
     dt, D, H = params.dtype, params.input_size, params.hidden_size
     check_array("x_t", x_t, (None, D), dt, letters="ND")
@@ -295,7 +300,8 @@ def lstm_step_forward(x_t, h_prev, c_prev, params: LSTMParams):
     return h, c, StepCache(x_t, h_prev, c_prev, gates, tanh_c, params)
 
 
-def lstm_step_backward(dh, dc, cache: StepCache, h_scale=1.0, c_scale=1.0) -> StepGrads:
+def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache: StepCache, h_scale: ArrayLike = 1.0,
+                       c_scale: ArrayLike = 1.0) -> StepGrads:
     """Backward of one step. dh, dc (N, H): dL/dh_t and dL/dc_t from later steps.
 
     h_scale, c_scale: a number, (N,) or (N, H) factor on the edges h_prev -> gates and c_prev -> c.

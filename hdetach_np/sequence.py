@@ -29,15 +29,18 @@ hdetach_np.paths runs it with two (the total gradient and its cell part) for `gr
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ._validate import check_array, check_unit_interval
 from .lstm import (
     CellWork,
     LSTMParams,
     StepCache,
+    StepGrads,
     activate_gates,
     cell_forward,
     cell_work,
@@ -89,14 +92,14 @@ class LSTMGrads:
         return LSTMParams(self.Wx, self.Wh, self.b)
 
 
-def check_cache(cache, name: str = "cache") -> LSTMCache:
+def check_cache(cache: object, name: str = "cache") -> LSTMCache:
     """Raise a TypeError unless `cache` is an LSTMCache (the one check of every function that takes one)."""
     if not isinstance(cache, LSTMCache):
         raise TypeError(f"{name} must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}")
     return cache
 
 
-def edge_scale(scale, name: str, T: int, N: int, H: int, dtype) -> np.ndarray | None:
+def edge_scale(scale: ArrayLike | None, name: str, T: int, N: int, H: int, dtype: DTypeLike) -> np.ndarray | None:
     """Validate an h_scale / c_scale and return it as (T, 1, 1), (T, N, 1) or (T, N, H); None stays None.
 
     Accepted: a number (every step), (T,) (one factor per step, shared by the batch, as in the
@@ -119,7 +122,9 @@ def edge_scale(scale, name: str, T: int, N: int, H: int, dtype) -> np.ndarray | 
     return s.astype(dtype, copy=False).reshape(shapes[s.shape])
 
 
-def lstm_forward_steps(params: LSTMParams, x, h0=None, c0=None, *, h_scale=None, c_scale=None, anchor=None):
+def lstm_forward_steps(params: LSTMParams, x: np.ndarray, h0: np.ndarray | None = None, c0: np.ndarray | None = None,
+                       *, h_scale: ArrayLike | None = None, c_scale: ArrayLike | None = None,
+                       anchor: LSTMCache | None = None) -> tuple[np.ndarray, np.ndarray, list[StepCache]]:
     """The sequence forward as a loop over `lstm_step_forward`. x (T, N, D); h0, c0 (N, H) or None for zeros.
 
     Returns hs (T, N, H), cs (T, N, H) (c_1 .. c_T) and the list of the T StepCaches.
@@ -148,7 +153,9 @@ def lstm_forward_steps(params: LSTMParams, x, h0=None, c0=None, *, h_scale=None,
     return np.stack(hs), np.stack(cs), caches
 
 
-def lstm_backward_steps(dhs, caches: list[StepCache], h_scale=None, c_scale=None, dhT=None, dcT=None):
+def lstm_backward_steps(dhs: np.ndarray | None, caches: Sequence[StepCache], h_scale: ArrayLike | None = None,
+                        c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None,
+                        dcT: np.ndarray | None = None) -> tuple[LSTMGrads, list[StepGrads]]:
     """BPTT as a loop over `lstm_step_backward`, from the StepCaches of `lstm_forward_steps`.
 
     dhs (T, N, H): dL/dh_t from the loss at each step (None for zeros). h_scale, c_scale: a
@@ -209,7 +216,8 @@ def _cache_buffers(T: int, N: int, H: int, dt, reuse) -> tuple[np.ndarray, ...]:
     return bufs
 
 
-def lstm_forward(params: LSTMParams, x, h0=None, c0=None, reuse: LSTMCache | None = None):
+def lstm_forward(params: LSTMParams, x: np.ndarray, h0: np.ndarray | None = None, c0: np.ndarray | None = None,
+                 reuse: LSTMCache | None = None) -> tuple[np.ndarray, LSTMCache]:
     """Run the LSTM over a sequence. x (T, N, D); h0, c0 (N, H) or None for zeros.
 
     Returns hs (T, N, H) and an LSTMCache for `lstm_backward`. Computes in the parameters' dtype;
@@ -285,7 +293,9 @@ class Adjoints:
         )
 
 
-def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=None):
+def backward_loop(dhs: np.ndarray | None, cache: LSTMCache, h_scales: Sequence[np.ndarray | None],
+                  c_scale: np.ndarray | None = None, dhT: np.ndarray | None = None,
+                  dcT: np.ndarray | None = None) -> Iterator[tuple[int, Adjoints]]:
     """The time loop of BPTT for S adjoint streams through one forward pass; a generator.
 
     dhs (T, N, H) or None: the loss at each step, the same for every stream. h_scales: one per
@@ -356,7 +366,8 @@ def backward_loop(dhs, cache: LSTMCache, h_scales, c_scale=None, dhT=None, dcT=N
             dc_all *= c_scale[t]
 
 
-def check_backward_inputs(dhs, cache, dhT=None, dcT=None) -> tuple[int, int, int, np.dtype]:
+def check_backward_inputs(dhs: np.ndarray | None, cache: LSTMCache, dhT: np.ndarray | None = None,
+                          dcT: np.ndarray | None = None) -> tuple[int, int, int, np.dtype]:
     """Check the arguments every backward over an LSTMCache takes; returns T, N, H and the dtype."""
     check_cache(cache)
     dt, H = cache.params.dtype, cache.params.hidden_size
@@ -369,7 +380,9 @@ def check_backward_inputs(dhs, cache, dhT=None, dcT=None) -> tuple[int, int, int
     return T, N, H, dt
 
 
-def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
+def lstm_backward(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                  c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None,
+                  dcT: np.ndarray | None = None) -> LSTMGrads:
     """BPTT. dhs (T, N, H): dL/dh_t from the loss at each step (None for zeros).
 
     h_scale, c_scale: per-edge factors, a number, (T,), (T, N) or (T, N, H) in [0, 1] (see the
@@ -380,6 +393,6 @@ def lstm_backward(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, d
     T, N, H, dt = check_backward_inputs(dhs, cache, dhT, dcT)
     h_scale = edge_scale(h_scale, "h_scale", T, N, H, dt)
     c_scale = edge_scale(c_scale, "c_scale", T, N, H, dt)
-    for _, adjoints in backward_loop(dhs, cache, (h_scale,), c_scale, dhT, dcT):
-        pass
+    # run the loop to its end: the final adjoints hold the gradients summed over the steps
+    *_, (_, adjoints) = backward_loop(dhs, cache, (h_scale,), c_scale, dhT, dcT)
     return adjoints.grads(0)

@@ -2,9 +2,10 @@
 
 Copying task (as in the original code), with a delay (the paper's T): a sequence of T = delay + 20
 steps holds 10 tokens drawn uniformly from {1..8}, then delay - 1 blanks (0), one delimiter (9),
-then 10 blanks. The target is delay + 10 blanks (0) followed by the 10 tokens. The input is one scalar per step, the raw token value as a float
-(or one-hot over the 10 symbols with `one_hot=True`); there are 9 output classes (0-8). The loss is
-the cross-entropy at every step; the accuracy is taken over the last 10 steps only.
+then 10 blanks. The target is delay + 10 blanks (0) followed by the 10 tokens. The input is one
+scalar per step, the raw token value as a float (or one-hot over the 10 symbols with
+`one_hot=True`); there are 9 output classes (0-8). The loss is the cross-entropy at every step;
+the accuracy is taken over the last 10 steps only.
 
 A fixed copying data set is stored compactly as its tokens (10, n) and expanded into sequences
 batch by batch (`copying_sequences`), so 100,000 sequences at delay 300 cost 1 MB, not 0.4 GB.

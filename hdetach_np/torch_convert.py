@@ -7,9 +7,14 @@ added. `to_torch_lstm` puts b into bias_ih and zeros into bias_hh; `from_torch_l
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .lstm import LSTMParams
+
+if TYPE_CHECKING:  # for the annotations only: torch is imported when a converter is called
+    import torch
 
 TORCH_GATES = ("i", "f", "g", "o")
 
@@ -20,7 +25,7 @@ def _torch_order(H: int) -> np.ndarray:
     return np.concatenate([i, f, g, o])
 
 
-def to_torch_lstm(params: LSTMParams):
+def to_torch_lstm(params: LSTMParams) -> torch.nn.LSTM:
     """A one-layer `torch.nn.LSTM(D, H)` (sequence-first, like this package) with these weights.
 
     Its dtype is the parameters' (float32 or float64). Wx (D, 4H) -> weight_ih_l0 (4H, D),
@@ -43,7 +48,7 @@ def to_torch_lstm(params: LSTMParams):
     return module
 
 
-def from_torch_lstm(module) -> LSTMParams:
+def from_torch_lstm(module: torch.nn.LSTM) -> LSTMParams:
     """The LSTMParams of a one-layer, unidirectional `torch.nn.LSTM` with biases and no projection.
 
     b = bias_ih + bias_hh; gate blocks reordered from torch's i, f, g, o to i, f, o, g; dtype float32

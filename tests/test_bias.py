@@ -138,8 +138,8 @@ def test_a_run_folder_from_before_the_option_resumes_with_one_bias(tmp_path):
 def test_the_command_line_chooses_the_bias(tmp_path, capsys):
     from hdetach_np.cli import main
 
-    args = ["train", "copying", "--delay", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40", "--n-valid", "8",
-            "--epochs", "1", "--iterations-per-epoch", "3", "--quiet"]
+    args = ["train", "copying", "--delay", "3", "--hidden", "6", "--batch-size", "4", "--n-train", "40",
+            "--n-valid", "8", "--epochs", "1", "--iterations-per-epoch", "3", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0  # the laptop preset: one bias
     assert main(args + ["--bias", "two", "--out", str(tmp_path / "two")]) == 0
     assert json.loads((tmp_path / "one" / "config.json").read_text())["bias"] == "one"

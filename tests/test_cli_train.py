@@ -60,8 +60,8 @@ def test_train_eval_transfer_plot_smoke(tmp_path, capsys):
 
 def test_config_file_flags_and_resume(tmp_path, capsys):
     conf = tmp_path / "c.json"
-    conf.write_text(json.dumps({"task": "copying", "delay": 3, "hidden": 5, "batch_size": 4, "n_train": 40, "n_valid": 8,
-                                "epochs": 2, "iterations_per_epoch": 3, "anneal_p": 0, "lr": 0.5}))
+    conf.write_text(json.dumps({"task": "copying", "delay": 3, "hidden": 5, "batch_size": 4, "n_train": 40,
+                                "n_valid": 8, "epochs": 2, "iterations_per_epoch": 3, "anneal_p": 0, "lr": 0.5}))
     out = tmp_path / "r"
     code, _, err = run(capsys, "train", "--config", conf, "--lr", "0.02", "--out", out, "--quiet", "--stop-after", "4")
     assert code == 0, err
@@ -77,7 +77,8 @@ def test_config_file_flags_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "copying", "--p", "2"], "config p must be a probability in [0, 1], got 2.0"),
     (["train", "copying", "--epochs", "0"], "config epochs must be an integer >= 1, got 0"),
-    (["train", "copying", "--p", "0.5", "--epochs", "5", "--anneal-p", "40"], "config anneal_p must be <= epochs (5) when p > 0"),
+    (["train", "copying", "--p", "0.5", "--epochs", "5", "--anneal-p", "40"],
+     "config anneal_p must be <= epochs (5) when p > 0"),
     (["train"], "give a task"),
     (["train", "pixel-mnist", "--T", "10"], "--T does not apply to pixel MNIST"),
     (["train", "adding", "--one-hot"], "config one_hot must be false for task adding"),

@@ -27,7 +27,8 @@ def _load(name):
 
 def test_first_reach_and_spread():
     hist = [{"iteration": 1, "loss": 1.0}, {"iteration": 100, "split": "valid", "accuracy": 0.4},
-            {"iteration": 200, "split": "valid", "accuracy": 0.95}, {"iteration": 300, "split": "valid", "accuracy": 0.5}]
+            {"iteration": 200, "split": "valid", "accuracy": 0.95},
+            {"iteration": 300, "split": "valid", "accuracy": 0.5}]
     assert report.first_reach(hist, (0.5, 0.9, 0.99)) == {0.5: 200, 0.9: 200, 0.99: None}
     s = report.spread([100, None, 300])
     assert s == {"n": 2, "n_missing": 1, "median": 300.0, "min": 100.0, "max": 300.0}

@@ -191,7 +191,8 @@ def test_folder_without_checkpoint_resumes_from_iteration_0(tmp_path):
 
 def test_a_run_folder_in_use_is_refused(tmp_path):
     train(tiny(), tmp_path / "r", stop_after=3)
-    code = f"from hdetach_np.training.runs import lock_run_folder; import time; l = lock_run_folder({str(tmp_path / 'r')!r}); " \
+    code = "from hdetach_np.training.runs import lock_run_folder; import time; " \
+           f"l = lock_run_folder({str(tmp_path / 'r')!r}); " \
            "print('locked', flush=True); time.sleep(60)"
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
@@ -232,7 +233,8 @@ def test_two_runs_started_together_one_wins(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
-    code = f"from hdetach_np.training.runs import lock_run_folder; import time; l = lock_run_folder({str(tmp_path)!r}); " \
+    code = "from hdetach_np.training.runs import lock_run_folder; import time; " \
+           f"l = lock_run_folder({str(tmp_path)!r}); " \
            "print('locked', flush=True); time.sleep(60)"
     p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "locked"
@@ -258,7 +260,7 @@ def test_an_interrupt_anywhere_in_an_atomic_write_leaves_no_temporary_file(tmp_p
         n += 1
         seen = {"lines": 0}
 
-        def tracer(frame, event, arg):
+        def tracer(frame, event, arg, seen=seen, n=n):
             if event == "line":
                 seen["lines"] += 1
                 if seen["lines"] == n:

@@ -46,7 +46,7 @@ def test_mse_gradient():
     pred, target = rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 4, 2))
     for steps in ("all", "last"):
         loss, d = hd.mse_loss(pred, target, steps=steps)
-        num = numerical_gradient(lambda: hd.mse_loss(pred, target, steps=steps)[0], pred)
+        num = numerical_gradient(lambda steps=steps: hd.mse_loss(pred, target, steps=steps)[0], pred)
         assert rel_error(d, num) < 1e-8
     loss, _ = hd.mse_loss(pred, target, steps="last")
     assert np.isclose(loss, np.mean((pred[-1] - target[-1]) ** 2))

@@ -20,7 +20,8 @@ def code(src, tags=(), outputs=None, count=1):
     meta = {"tags": list(tags)} if tags else {}
     return {"cell_type": "code", "id": f"c{abs(hash(src)) % 10**8}", "metadata": meta, "source": src,
             "execution_count": count,
-            "outputs": outputs if outputs is not None else [{"output_type": "stream", "name": "stdout", "text": "out\n"}]}
+            "outputs": outputs if outputs is not None
+            else [{"output_type": "stream", "name": "stdout", "text": "out\n"}]}
 
 
 def markdown(src, tags=()):

@@ -123,7 +123,8 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
 def test_a_run_folder_locked_by_a_live_process_is_busy_until_it_dies(tmp_path):
     sweep.run_sweep(tmp_path, dict(TINY, epochs=1, iterations_per_epoch=5), {"seed": [1]}, workers=1, say=quiet)
     run = tmp_path / "seed=0"
-    code = f"import time; from hdetach_np.training import runs; runs.lock_run_folder({str(run)!r}); print(1, flush=True); time.sleep(60)"
+    code = (f"import time; from hdetach_np.training import runs; runs.lock_run_folder({str(run)!r}); "
+            "print(1, flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "1"

@@ -56,8 +56,9 @@ def test_loss_and_grads_gradcheck(task):
 
 
 def test_copying_learns():
-    cfg = TrainConfig.from_dict(dict(task="copying", delay=2, one_hot=False, hidden=64, batch_size=64, lr=2e-2, n_train=10000,
-                                     n_valid=500, epochs=1, iterations_per_epoch=750, anneal_p=0, seed=3))
+    cfg = TrainConfig.from_dict(dict(task="copying", delay=2, one_hot=False, hidden=64, batch_size=64, lr=2e-2,
+                                     n_train=10000, n_valid=500, epochs=1, iterations_per_epoch=750, anneal_p=0,
+                                     seed=3))
     res = train(cfg)
     acc = res.history[-1]["accuracy"]
     assert res.history[-1]["split"] == "valid"
@@ -237,7 +238,8 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
 
 def test_checkpoint_parameters_are_checked():
     arrays = init_model(1, 4, 9, np.random.default_rng(0)).arrays()
-    with pytest.raises(CheckpointError, match=r"does not match the run config: lstm.Wx is float32 \(1, 16\), expected float32 \(1, 20\)"):
+    expected = r"does not match the run config: lstm.Wx is float32 \(1, 16\), expected float32 \(1, 20\)"
+    with pytest.raises(CheckpointError, match=expected):
         tr.Model.from_arrays(arrays, 1, 5, 9, np.float32, where="ckpt")
     arrays["readout.d"] = arrays["readout.d"].copy()
     arrays["readout.d"][0] = np.nan

@@ -118,15 +118,16 @@ def _add_sweep(sub):
     run.add_argument("--out", metavar="SWEEP", required=True, help="the sweep folder (created, or continued)")
     run.add_argument("--grid", metavar="KEY=V1,V2", action="append", default=None,
                      help="values of one config key, e.g. --grid p=0,0.25,0.5 --grid lr=1e-3,3e-3 (repeatable)")
-    run.add_argument("--seeds", metavar="SEEDS", default=None, help="seeds, e.g. 0-9 or 0,3,5 (default: the config's seed)")
+    run.add_argument("--seeds", metavar="SEEDS", default=None,
+                     help="seeds, e.g. 0-9 or 0,3,5 (default: the config's seed)")
     run.add_argument("--grid-file", metavar="FILE", default=None,
                      help="JSON or TOML file with a 'grid' table {key: [values]}, optional 'seeds' and 'base' table")
     run.add_argument("--config", metavar="FILE", default=None, help="JSON or TOML file of base config values")
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="trainings at once in local processes (default: the number of usable cores)")
     run.add_argument("--scheduler", metavar="ADDR", default=None,
-                     help="run on the Dask cluster at ADDR, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS, "
-                     "else local processes); needs pip install 'hdetach-np[dask]'")
+                     help="run on the Dask cluster at ADDR, e.g. tcp://10.0.0.5:8786 "
+                     "(default: $DASK_SCHEDULER_ADDRESS, else local processes); needs pip install 'hdetach-np[dask]'")
     run.add_argument("--replace", action="store_true",
                      help="a run folder holding another config is moved aside (NAME.replaced-K) and trained again "
                      "(default: kept and reported)")
@@ -193,7 +194,8 @@ def _run_sweep(args) -> int:
 def _add_report(sub):
     p = sub.add_parser("report", help="summarise a sweep: distributions over seeds, tests, median curves",
                        description="Per group of runs (equal grid values except the seed): median, quartiles and "
-                       "min-max over seeds of the final and best validation accuracy and of the iterations to 50/90/99%; "
+                       "min-max over seeds of the final and best validation accuracy and of the iterations to "
+                       "50/90/99%; "
                        "a two-sided Mann-Whitney U test of each group against the first, with effect sizes; a figure "
                        "of median curves with bands. Writes report.md, report.json and report.png.")
     p.add_argument("sweep", metavar="SWEEP", help="a sweep folder (with sweep.json)")

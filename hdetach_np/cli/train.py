@@ -23,7 +23,8 @@ from ..training.threads import blas_threads, describe_threads, parse_threads
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 INT_OR_NONE = ("delay", "length", "perm_seed")  # integer keys whose default may be null
-CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "bias": BIASES, "dtype": DTYPES}
+CHOICES = {"optimizer": OPTIMIZERS, "detach": DETACH, "mask_per": PER, "init": INIT_SCHEMES, "bias": BIASES,
+           "dtype": DTYPES}
 
 
 def _fail(cmd: str, err: Exception, status: int = 1) -> int:
@@ -100,7 +101,8 @@ def _add_train(sub):
     run.add_argument("--resume", metavar="RUN", default=None,
                      help="continue the run in folder RUN from its checkpoint, with its own config (default: none)")
     run.add_argument("--stop-after", type=int, metavar="K", default=None,
-                     help="stop after iteration K with a checkpoint; continue later with --resume (default: run to the end)")
+                     help="stop after iteration K with a checkpoint; continue later with --resume "
+                     "(default: run to the end)")
     run.add_argument("--data-dir", metavar="DIR", default=None,
                      help="MNIST cache folder (default: $HDETACH_NP_MNIST_DIR or ~/.cache/hdetach-np/mnist)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
@@ -111,10 +113,10 @@ def _add_train(sub):
     run.add_argument("--preset", choices=tuple(PRESETS), default="laptop",
                      help="task defaults: laptop (copying delay 10, one-hot input, lr 3e-3, 15,000 iterations; pixel "
                      "MNIST 16 pixels per step, 16 epochs; adding length 100, 10,000 iterations: 7-17 minutes each) or "
-                     "paper (the original experiments: copying delay 300, 600,000 iterations, about 40 hours; pixel MNIST "
-                     "one pixel per step, 200 epochs, about 32 hours; adding length 200, about 2.5 hours); durations extrapolated "
-                     "from 20 iterations on one BLAS thread of a busy 2-core machine, evaluations not included "
-                     "(docs/training.md) (default: laptop)")
+                     "paper (the original experiments: copying delay 300, 600,000 iterations, about 40 hours; "
+                     "pixel MNIST one pixel per step, 200 epochs, about 32 hours; adding length 200, about 2.5 "
+                     "hours); durations extrapolated from 20 iterations on one BLAS thread of a busy 2-core "
+                     "machine, evaluations not included (docs/training.md) (default: laptop)")
     _add_config_flags(p.add_argument_group("config (defaults: the task's values in --preset laptop; see --preset)"))
     p.set_defaults(func=_run_train)
 
@@ -132,7 +134,8 @@ def _add_config_flags(cfg):
         elif name in CHOICES:
             cfg.add_argument(*flags, choices=CHOICES[name], **kw)
         else:
-            typ = float if isinstance(default, float) else int if isinstance(default, int) or name in INT_OR_NONE else str
+            is_int = isinstance(default, int) or name in INT_OR_NONE
+            typ = float if isinstance(default, float) else int if is_int else str
             cfg.add_argument(*flags, type=typ, metavar={float: "X", int: "INT", str: "STR"}[typ], **kw)
     cfg.add_argument("--T", dest="old_T", type=int, metavar="INT", default=None,
                      help="old name of --delay (copying) and --length (adding), with a note (default: none)")
@@ -204,7 +207,8 @@ def _run_train(args) -> int:
     except OSError as err:
         if isinstance(err, FileNotFoundError) or not (run / "config.json").is_file():
             raise
-        kept = "its last checkpoint" if (run / CHECKPOINT).is_file() else "no checkpoint yet (it restarts at iteration 0)"
+        kept = ("its last checkpoint" if (run / CHECKPOINT).is_file()
+                else "no checkpoint yet (it restarts at iteration 0)")
         hint = os_error_hint(err).removeprefix("; ")
         return _fail("train", f"{err}; {hint + '; ' if hint else ''}the run keeps {kept}; continue it with "
                               f"hdetach-np train --resume {run}")
@@ -307,7 +311,8 @@ def _run_transfer(args) -> int:
     path = Path(args.run) / "transfer.json"
     old = read_json(path) if path.is_file() else {"results": []}
     key = lambda r: (r["delay"], r["n"], r["seed"])
-    old_rows = [{("delay" if k == "T" else k): v for k, v in r.items()} for r in old.get("results", [])]  # "T": older files
+    # older files name the copying delay "T"
+    old_rows = [{("delay" if k == "T" else k): v for k, v in r.items()} for r in old.get("results", [])]
     keep = [r for r in old_rows if key(r) not in {key(x) for x in rows}]
     write_json(path, {"which": args.which, "results": sorted(keep + rows, key=key)})
     return 0
@@ -326,7 +331,8 @@ def _add_plot(sub):
     p.add_argument("--out", metavar="FILE", default=None,
                    help="image file (default: RUN/curves.png for one run, curves.png for several)")
     p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per run (default: folder names)")
-    p.add_argument("--smooth", type=int, default=50, help="moving average over this many training records (default: 50)")
+    p.add_argument("--smooth", type=int, default=50,
+                   help="moving average over this many training records (default: 50)")
     p.add_argument("--paths", action="store_true", help="add a panel of cell/h-path gradient norms (default: off)")
     p.add_argument("--band", action="store_true",
                    help="draw the validation accuracy as median and bands (quartiles, min-max): one per group of a "
@@ -353,7 +359,10 @@ def _run_plot(args) -> int:
     configs = {lab: TrainConfig.from_dict(read_json(Path(r) / "config.json")) for lab, r in zip(labels, args.runs)
                if (Path(r) / "config.json").is_file()}
     fig = curves_figure(histories, configs, smooth=args.smooth, paths=args.paths)
-    out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'curves.png'}")
     fmt = out.suffix.lstrip(".").lower() or "png"

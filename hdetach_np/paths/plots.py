@@ -125,7 +125,8 @@ def plot_credit_vs_lag(ax, credit, quantity: str = "dc", group: str = "all", par
             y = np.where(y > 0, y, np.nan)
         ax.plot(credit.lags, y, **PART_STYLE[q], lw=1.2)
     if yscale == "symlog":
-        pos = np.concatenate([np.asarray(credit.weights[q][group] if quantity == "weights" else getattr(credit, quantity)[q], float) for q in parts])
+        curves = [credit.weights[q][group] if quantity == "weights" else getattr(credit, quantity)[q] for q in parts]
+        pos = np.concatenate([np.asarray(c, float) for c in curves])
         pos = pos[pos > 0]
         ax.set_yscale("symlog", linthresh=float(pos.min()) if pos.size else 1e-12)
     else:
@@ -190,7 +191,8 @@ def plot_path_norms_history(ax, records, group: str = "all", parts=PARTS, ratio:
     prefix = f"{label}: " if label else ""
     if ratio:
         with np.errstate(divide="ignore", invalid="ignore"):
-            ax.plot(it, get("cell") / get("total"), **{"color": "tab:blue", **kw, "label": prefix + "||g_cell|| / ||g_total||"})
+            ax.plot(it, get("cell") / get("total"),
+                    **{"color": "tab:blue", **kw, "label": prefix + "||g_cell|| / ||g_total||"})
             ax.plot(it, get("cell") / get("h"), **{"color": "tab:purple", "ls": "--" if "color" in kw else "-", **kw,
                                                   "label": prefix + "||g_cell|| / ||g_h||"})
         ax.set_ylabel(f"norm ratio ({group})")
@@ -209,4 +211,5 @@ def plot_path_norms_history(ax, records, group: str = "all", parts=PARTS, ratio:
     return ax
 
 
-__all__ = ["plot_credit_vs_lag", "plot_group_ratios_vs_scale", "plot_norms_vs_scale", "plot_jacobian_products", "plot_path_norms_history", "plot_ratio_vs_scale"]
+__all__ = ["plot_credit_vs_lag", "plot_group_ratios_vs_scale", "plot_norms_vs_scale", "plot_jacobian_products",
+           "plot_path_norms_history", "plot_ratio_vs_scale"]

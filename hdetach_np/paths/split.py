@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._validate import check_probability
 from ..linear import LinearGrads
@@ -143,8 +144,9 @@ def _difference(a: LSTMGrads, b: LSTMGrads) -> LSTMGrads:
     return LSTMGrads(*(getattr(a, f) - getattr(b, f) for f in ("Wx", "Wh", "b", "x", "h0", "c0")))
 
 
-def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
-                   readout: LinearGrads | None = None) -> PathGrads:
+def gradient_paths(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                   c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None, dcT: np.ndarray | None = None,
+                   *, readout: LinearGrads | None = None) -> PathGrads:
     """Split the gradient of `lstm_backward(dhs, cache, h_scale, c_scale, dhT, dcT)` into its
     cell-path and h-path parts, in one backward pass.
 
@@ -158,12 +160,13 @@ def gradient_paths(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, 
     """
     T, N, H, dt = check_backward_inputs(dhs, cache, dhT, dcT)
     if readout is not None and not isinstance(readout, LinearGrads):
-        raise TypeError(f"readout must be the LinearGrads of the readout (linear_backward), got {type(readout).__name__}")
+        raise TypeError("readout must be the LinearGrads of the readout (linear_backward), "
+                        f"got {type(readout).__name__}")
     if readout is not None and readout.V.shape[0] != H:
         raise ValueError(f"expected readout gradients with V of shape (H={H}, K), got {readout.V.shape}")
     streams = _total_and_cell(edge_scale(h_scale, "h_scale", T, N, H, dt), T, dt)
-    for _, adjoints in backward_loop(dhs, cache, streams, edge_scale(c_scale, "c_scale", T, N, H, dt), dhT, dcT):
-        pass
+    # run the loop to its end: the final adjoints hold the gradients summed over the steps
+    *_, (_, adjoints) = backward_loop(dhs, cache, streams, edge_scale(c_scale, "c_scale", T, N, H, dt), dhT, dcT)
     total, cell = adjoints.grads(0), adjoints.grads(1)
     return PathGrads(total, cell, _difference(total, cell), readout)
 
@@ -173,7 +176,9 @@ def _total_and_cell(h_scale, T, dtype):
     return (h_scale, np.zeros((T, 1, 1), dtype))
 
 
-def gradient_paths_reference(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None) -> PathGrads:
+def gradient_paths_reference(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                             c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None,
+                             dcT: np.ndarray | None = None) -> PathGrads:
     """The same split from two plain `lstm_backward` calls (total, and cell = every h-edge cut).
 
     Slower; kept as the definition that `gradient_paths` is tested against."""
@@ -188,13 +193,14 @@ def gradient_paths_reference(dhs, cache: LSTMCache, h_scale=None, c_scale=None, 
 # ---------------------------------------------------------------------------------------------
 
 
-def h_detach_lambda(T: int, p: float, dtype=np.float64) -> np.ndarray:
+def h_detach_lambda(T: int, p: float, dtype: DTypeLike = np.float64) -> np.ndarray:
     """The h_scale (T,) of the expected h-detach gradient: lambda = 1 - p on every h-edge."""
     p = check_probability("p", p)
     return np.full(T, 1.0 - p, dtype=dtype)
 
 
-def expected_h_detach_gradient(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=None, dcT=None) -> LSTMGrads:
+def expected_h_detach_gradient(dhs: np.ndarray | None, cache: LSTMCache, p: float, c_scale: ArrayLike | None = None,
+                               dhT: np.ndarray | None = None, dcT: np.ndarray | None = None) -> LSTMGrads:
     """E[g] over h-detach masks with blocking probability p, computed exactly.
 
     A mask cuts each h-edge independently with probability p and leaves the forward pass alone; the
@@ -208,7 +214,8 @@ def expected_h_detach_gradient(dhs, cache: LSTMCache, p: float, c_scale=None, dh
     return lstm_backward(dhs, cache, h_scale=lam, c_scale=c_scale, dhT=dhT, dcT=dcT)
 
 
-def expected_h_detach_paths(dhs, cache: LSTMCache, p: float, c_scale=None, dhT=None, dcT=None, *,
+def expected_h_detach_paths(dhs: np.ndarray | None, cache: LSTMCache, p: float, c_scale: ArrayLike | None = None,
+                            dhT: np.ndarray | None = None, dcT: np.ndarray | None = None, *,
                             readout: LinearGrads | None = None) -> PathGrads:
     """The expected h-detach gradient g(1 - p) split into its cell part and its h part.
 
@@ -252,7 +259,8 @@ class TemporalCredit:
     def steps(self) -> np.ndarray:
         return self.ref_step - self.lags
 
-    def as_dict(self, groups=("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g"), digits: int = 7) -> dict:
+    def as_dict(self, groups: tuple[str, ...] = ("all", "Wx", "Wh", "b", "Wh.i", "Wh.f", "Wh.o", "Wh.g"),
+                digits: int = 7) -> dict:
         """JSON-ready (lists of floats with `digits` significant digits); weight terms for
         `groups` only (None: every group)."""
         groups = tuple(self.weights["total"]) if groups is None else tuple(groups)
@@ -276,8 +284,9 @@ def _last_loss_step(dhs, T, dhT, dcT) -> int:
     return int(active[-1])
 
 
-def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None, dcT=None, *,
-                    ref_step: int | None = None, max_lag: int | None = None) -> TemporalCredit:
+def temporal_credit(dhs: np.ndarray | None, cache: LSTMCache, h_scale: ArrayLike | None = None,
+                    c_scale: ArrayLike | None = None, dhT: np.ndarray | None = None, dcT: np.ndarray | None = None,
+                    *, ref_step: int | None = None, max_lag: int | None = None) -> TemporalCredit:
     """How much gradient reaches each earlier step, through the cell path and through the h path.
 
     Arguments as for `lstm_backward`. `ref_step` (default: the last step where dhs is non-zero, or
@@ -313,7 +322,7 @@ def temporal_credit(dhs, cache: LSTMCache, h_scale=None, c_scale=None, dhT=None,
         if not 0 <= k < L:
             continue
         # what reaches h_t, c_t (everything: from later steps and through h_t) and a_t, per part
-        for name, norms, (total, cell) in (("dh", dh_n, adj.dh), ("dc", dc_n, adj.cell.dc_t), ("da", da_n, adj.da)):
+        for norms, (total, cell) in ((dh_n, adj.dh), (dc_n, adj.cell.dc_t), (da_n, adj.da)):
             for q, v in (("total", total), ("cell", cell), ("h", total - cell)):
                 norms[q][k] = np.linalg.norm(v)
         # step t's term in each weight gradient, [x_t, 1, h_{t-1}]^T dL/da_t, from the loop

@@ -163,12 +163,14 @@ class SuppressionResult:
         raw_groups = raw_groups or ("all", "Wx", "Wh", "b")
         for g in (*groups, *raw_groups):
             check_group(g, self.norms["plain"]["total"])
-        summ = lambda k, g: {v: {s: json_floats(x, digits) for s, x in d.items()} for v, d in self.summary(k, g).items()}
+        summ = lambda k, g: {v: {s: json_floats(x, digits) for s, x in d.items()}
+                             for v, d in self.summary(k, g).items()}
         return {
             "config": self.config.as_dict(),
             "scales": self.scales.tolist(),
             "loss": json_floats(self.loss, digits),
-            "norms": {v: {q: {g: json_floats(d[g], digits) for g in raw_groups} for q, d in n.items()} for v, n in self.norms.items()},
+            "norms": {v: {q: {g: json_floats(d[g], digits) for g in raw_groups} for q, d in n.items()}
+                      for v, n in self.norms.items()},
             "ratios": {k: {g: summ(k, g) for g in groups} for k in ("cell/total", "cell/h")},
         }
 

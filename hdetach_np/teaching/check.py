@@ -86,7 +86,8 @@ def run_check(seed: int = 0, T: int = 6, N: int = 3, D: int = 4, H: int = 5, K: 
     rows += check_case("plain", params, readout, x, h0, c0, targets, rc)
     rows += check_case(f"h-detach p={p}", params, readout, x, h0, c0, targets, rc, h_scale=mask)
     rows += check_case(f"c-detach p={p}", params, readout, x, h0, c0, targets, rc, c_scale=cmask)
-    rows += check_case("fractional per-unit h/c", params, readout, x, h0, c0, targets, rc, h_scale=frac_h, c_scale=frac_c)
+    rows += check_case("fractional per-unit h/c", params, readout, x, h0, c0, targets, rc,
+                       h_scale=frac_h, c_scale=frac_c)
     return rows
 
 

@@ -18,8 +18,9 @@ Conventions every notebook follows:
   else, e.g. the `def` line and docstring the student completes. A Markdown cell tagged `solution`
   becomes "_Your answer here._".
 - The cell that checks an exercise is tagged `check`: it calls a function of the notebook's module
-  in `hdetach_np.teaching.exercises` (imported as `exercises`, e.g. `exercises.check_forget_gate_grad(forget_gate_grad)`),
-  which prints "Correct! ..." or raises `ExerciseError` with a hint.
+  in `hdetach_np.teaching.exercises` (imported as `exercises`, e.g.
+  `exercises.check_forget_gate_grad(forget_gate_grad)`), which prints "Correct! ..." or raises
+  `ExerciseError` with a hint.
 - Notebooks are committed with the outputs of a full run: `python -m hdetach_np.teaching.notebooks run
   notebooks/`. tests/test_notebooks.py runs each one in fast mode and checks its student copy.
 
@@ -272,8 +273,8 @@ def execute_notebook(nb: dict, cwd, fast: bool, timeout: float = 600, allow_erro
         }
         (kdir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
         km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[tmp]))
-        client = NotebookClient(node, km=km, timeout=timeout, allow_errors=allow_errors,
-                                kernel_name=KERNEL_NAME, record_timing=False, resources={"metadata": {"path": str(cwd)}})
+        client = NotebookClient(node, km=km, timeout=timeout, allow_errors=allow_errors, kernel_name=KERNEL_NAME,
+                                record_timing=False, resources={"metadata": {"path": str(cwd)}})
         try:
             client.execute(env=env, cwd=str(cwd))
         finally:
@@ -339,7 +340,8 @@ def add_notebook_actions(parser):
     r.add_argument("src", help="a notebook or a folder of notebooks")
     r.add_argument("--fast", action="store_true", help=f"shrink every run ({FAST_ENV}=1)")
     r.add_argument("--timeout", type=float, default=600, help="seconds allowed per cell")
-    r.add_argument("--out", default=None, help="folder for the executed copies (default: rewrite the notebooks in place)")
+    r.add_argument("--out", default=None,
+                   help="folder for the executed copies (default: rewrite the notebooks in place)")
     r.add_argument("--force", action="store_true", help="replace same-named notebooks in --out")
     r.set_defaults(func=_run_run)
     g = actions.add_parser(

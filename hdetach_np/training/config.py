@@ -47,10 +47,12 @@ def _f(default, help, **kw):
 
 
 # Task-dependent defaults, applied by `from_dict` under the keys it is given.
-_MNIST_LAPTOP = dict(delay=None, length=None, pixels_per_step=16, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=16,
-                     iterations_per_epoch=0, anneal_p=0, n_train=50_000, n_valid=5_000, n_test=10_000, bias="one")
-_MNIST_PAPER = dict(delay=None, length=None, pixels_per_step=1, hidden=100, lr=1e-3, one_hot=False, seed=400, epochs=200,
-                    iterations_per_epoch=0, anneal_p=40, n_train=50_000, n_valid=10_000, n_test=10_000, bias="two")
+_MNIST_LAPTOP = dict(delay=None, length=None, pixels_per_step=16, hidden=100, lr=1e-3, one_hot=False, seed=400,
+                     epochs=16, iterations_per_epoch=0, anneal_p=0, n_train=50_000, n_valid=5_000, n_test=10_000,
+                     bias="one")
+_MNIST_PAPER = dict(delay=None, length=None, pixels_per_step=1, hidden=100, lr=1e-3, one_hot=False, seed=400,
+                    epochs=200, iterations_per_epoch=0, anneal_p=40, n_train=50_000, n_valid=10_000, n_test=10_000,
+                    bias="two")
 PRESETS = {
     "laptop": {
         "copying": dict(delay=10, length=None, pixels_per_step=1, hidden=128, lr=3e-3, one_hot=True, seed=3, epochs=150,
@@ -61,8 +63,9 @@ PRESETS = {
         "permuted-mnist": _MNIST_LAPTOP,
     },
     "paper": {
-        "copying": dict(delay=300, length=None, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=600,
-                        iterations_per_epoch=0, anneal_p=40, n_train=100_000, n_valid=5_000, n_test=0, bias="two"),
+        "copying": dict(delay=300, length=None, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3,
+                        epochs=600, iterations_per_epoch=0, anneal_p=40, n_train=100_000, n_valid=5_000, n_test=0,
+                        bias="two"),
         "adding": dict(delay=None, length=200, pixels_per_step=1, hidden=128, lr=1e-3, one_hot=False, seed=3, epochs=50,
                        iterations_per_epoch=0, anneal_p=40, n_train=0, n_valid=1_000, n_test=0, bias="two"),
         "pixel-mnist": _MNIST_PAPER,
@@ -104,7 +107,8 @@ class TrainConfig:
                                    task_default=True)
     n_train: int = _f(100_000, "training set size (copying: fixed set drawn from the seed; MNIST: the first n_train "
                                "of the 50k training images; adding: 0, fresh data every iteration)", task_default=True)
-    n_valid: int = _f(500, "validation set size (MNIST: the first n_valid of the 10k validation images)", task_default=True)
+    n_valid: int = _f(500, "validation set size (MNIST: the first n_valid of the 10k validation images)",
+                      task_default=True)
     n_test: int = _f(0, "test set size (MNIST only: the first n_test of the 10k test images)", task_default=True)
     one_hot: bool = _f(True, "copying: one-hot input (D=10) instead of the raw token value (D=1)", task_default=True)
     pixels_per_step: int = _f(1, "pixel MNIST: pixels fed per step (must divide 784; 1 = the original task)",
@@ -115,8 +119,10 @@ class TrainConfig:
                           "and b_hh trained as separate parameters, as the original)", task_default=True)
     dtype: str = _f("float32", "floating point type of the whole run: float32 or float64")
     log_every: int = _f(1, "write a training record (loss, accuracy, gradient norm, clipping) every k iterations")
-    log_paths_every: int = _f(0, "every k iterations, log the norms of the cell-path and h-path gradient parts; 0 = off")
-    checkpoint_every: int = _f(0, "also checkpoint every k iterations (checkpoints are always written at epoch ends); 0 = off")
+    log_paths_every: int = _f(0, "every k iterations, log the norms of the cell-path and h-path gradient parts; "
+                                 "0 = off")
+    checkpoint_every: int = _f(0, "also checkpoint every k iterations (checkpoints are always written at epoch "
+                                  "ends); 0 = off")
     eval_batch_size: int = _f(1000, "sequences per chunk during evaluation")
 
     def __post_init__(self):
@@ -137,15 +143,17 @@ class TrainConfig:
                   "alpha": (0, True), "weight_decay": (0, True), "clip": (0, True), "p": (0, True)}
         for name, (lo, closed) in floats.items():
             v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v >= lo if closed else v > lo)
+            is_number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = is_number and (v >= lo if closed else v > lo)
             need(name, ok, f"a finite number {'>=' if closed else '>'} {lo}")
             object.__setattr__(self, name, float(v))
         for name in ("momentum", "beta1", "beta2", "alpha"):
             need(name, getattr(self, name) < 1, "< 1")
         need("p", self.p <= 1, "a probability in [0, 1]")
         need("one_hot", isinstance(self.one_hot, bool), "true or false")
-        need("perm_seed", self.perm_seed is None or (isinstance(self.perm_seed, int) and not isinstance(self.perm_seed, bool)
-                                                     and self.perm_seed >= 0), "null or an integer >= 0")
+        perm_seed = self.perm_seed
+        need("perm_seed", perm_seed is None or (isinstance(perm_seed, int) and not isinstance(perm_seed, bool)
+                                                and perm_seed >= 0), "null or an integer >= 0")
         if self.task != "copying":
             need("one_hot", not self.one_hot, "false for task " + self.task + " (one-hot input is a copying option)")
         if self.task in MNIST_TASKS:
@@ -160,7 +168,8 @@ class TrainConfig:
         for name, task, lo in (("delay", "copying", 1), ("length", "adding", 2)):
             v = getattr(self, name)
             if self.task == task:
-                need(name, isinstance(v, int) and not isinstance(v, bool) and v >= lo, f"an integer >= {lo} for task {task}")
+                need(name, isinstance(v, int) and not isinstance(v, bool) and v >= lo,
+                     f"an integer >= {lo} for task {task}")
             else:
                 need(name, v is None, f"null for task {self.task} (a {task} option)")
         if self.task == "adding":

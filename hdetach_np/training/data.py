@@ -285,7 +285,8 @@ def verify_arrays(arrays: dict, spec: MNISTSpec = MNIST, where: str = "MNIST") -
             raise DataError(f"{where}: expected {key} uint8 {shape}, got {a.dtype} {a.shape}")
         got = sha256_array(a)
         if got != spec.content_sha256[key]:
-            raise DataError(f"{where}: checksum mismatch for {key}: expected sha256 {spec.content_sha256[key]}, got {got}")
+            raise DataError(f"{where}: checksum mismatch for {key}: "
+                            f"expected sha256 {spec.content_sha256[key]}, got {got}")
     return {k: np.ascontiguousarray(arrays[k]) for k in spec.shapes}
 
 
@@ -303,7 +304,8 @@ def read_cache(path, spec: MNISTSpec = MNIST) -> MNISTData:
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"cannot read the MNIST cache {path}: {err}; delete it and run `hdetach-np data mnist`") from err
+        raise DataError(f"cannot read the MNIST cache {path}: {err}; "
+                        "delete it and run `hdetach-np data mnist`") from err
     arrays = verify_arrays(arrays, spec, where=str(path))
     return MNISTData(**arrays)
 

@@ -367,8 +367,10 @@ class RunLog:
 
     def diverged(self, err: TrainingDiverged, k: int, epoch: int) -> TrainingDiverged:
         """Record a divergence at iteration k; returns the error to raise, naming the last checkpoint."""
-        where = (f"the last good checkpoint is {self.run / runs.CHECKPOINT} (iteration {self.last_checkpoint})"
-                 if self.last_checkpoint is not None and self.run is not None else "no checkpoint was written before it")
+        if self.last_checkpoint is not None and self.run is not None:
+            where = f"the last good checkpoint is {self.run / runs.CHECKPOINT} (iteration {self.last_checkpoint})"
+        else:
+            where = "no checkpoint was written before it"
         msg = (f"{err} at iteration {k} (epoch {epoch + 1}); training stopped, {where}. "
                "Try a smaller --lr or gradient clipping (--clip 1)")
         self.write({"iteration": k, "event": "diverged", "message": msg})

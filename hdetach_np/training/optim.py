@@ -104,7 +104,8 @@ class Optimizer:
             raise ValueError("optimizer state has no 'steps' entry")
         steps = np.asarray(state["steps"])
         if steps.shape != () or steps.dtype.kind not in "iu" or int(steps) < 0:
-            raise ValueError(f"optimizer state 'steps' must be an integer >= 0, got {steps.dtype} {steps.shape} {steps!r}")
+            raise ValueError("optimizer state 'steps' must be an integer >= 0, "
+                             f"got {steps.dtype} {steps.shape} {steps!r}")
         buffers = {}
         for key, v in state.items():
             if key == "steps":

@@ -36,7 +36,8 @@ THRESHOLDS = (0.5, 0.9, 0.99)
 
 def first_reach(history: list, thresholds=THRESHOLDS, split: str = "valid") -> dict:
     """{threshold: the first iteration whose `split` accuracy is >= threshold, or None}."""
-    evals = [(r["iteration"], r["accuracy"]) for r in history if r.get("split") == split and r.get("accuracy") is not None]
+    evals = [(r["iteration"], r["accuracy"]) for r in history
+             if r.get("split") == split and r.get("accuracy") is not None]
     return {th: next((it for it, a in evals if a >= th), None) for th in thresholds}
 
 
@@ -257,9 +258,11 @@ def report_markdown(summary: dict, title: str = "") -> str:
 
     rows = [[label, len(g["runs"])] + [cell(g[m], 3 if "accuracy" in m else 0) for m in METRICS]
             for label, g in summary["groups"].items()]
-    text = (f"# {title}\n\n" if title else "") + markdown_table(["group", "seeds"] + [METRIC_TEXT[m] for m in METRICS], rows)
-    text += ("\nMedian [quartiles] (min-max) over seeds. Iterations: the first evaluation at or above the level; a seed "
-             "that never reached it counts as slower than all, so '-' marks a quantile that falls on such seeds.\n")
+    table = markdown_table(["group", "seeds"] + [METRIC_TEXT[m] for m in METRICS], rows)
+    text = (f"# {title}\n\n" if title else "") + table
+    text += ("\nMedian [quartiles] (min-max) over seeds. Iterations: the first evaluation at or above the level; "
+             "a seed that never reached it counts as slower than all, so '-' marks a quantile that falls on such "
+             "seeds.\n")
     if summary["comparisons"]:
         rows = []
         for label, comp in summary["comparisons"].items():

@@ -197,8 +197,8 @@ def load_checkpoint(path) -> tuple[dict, dict, dict]:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}); "
                               "use an earlier copy or start a new run") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
-                              f"expected {FORMAT}")
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise CheckpointError(f"{path} has checkpoint format {found!r}, expected {FORMAT}")
     _check_meta(meta, path)
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     opt = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}

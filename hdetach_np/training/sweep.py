@@ -312,7 +312,7 @@ def run_many(plan, root, *, workers: int = 2, scheduler: str | None = None, repl
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     results, todo = {}, []
-    for r, (state, detail) in zip(plan, check_folders(plan, root)):
+    for r, (state, _detail) in zip(plan, check_folders(plan, root)):
         if state in ("finished", "diverged") or (state == "other" and not replace):
             results[r.name] = execute(r.name, r.config, root / r.name)  # reports; trains nothing
             if state != "finished":
@@ -385,7 +385,8 @@ def run_sweep(sweep_dir, base: dict, grid: dict, *, command: str | None = None, 
     grid = {k: list(dict.fromkeys(r.point[k] for r in plan)) for k in grid}  # normalised values
     manifest.update(base=dict(base), grid=grid)
     manifest["runs"].update({r.name: {"point": r.point, "config": r.config} for r in plan})
-    manifest["invocations"].append({"command": command or " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    manifest["invocations"].append({"command": command or " ".join(sys.argv),
+                                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                     "grid": grid, "base": dict(base), "versions": runs.versions()})
     sweep.mkdir(parents=True, exist_ok=True)
     runs.write_json(sweep / MANIFEST, manifest)

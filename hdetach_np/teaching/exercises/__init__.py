@@ -71,4 +71,5 @@ def passed(message: str) -> None:
     print(f"Correct! {message}")
 
 
-__all__ = ["ExerciseError", "TOLERANCE", "call_student", "close", "diagnose", "expect_array", "expect_unchanged", "passed"]
+__all__ = ["ExerciseError", "TOLERANCE", "call_student", "close", "diagnose", "expect_array", "expect_unchanged",
+           "passed"]

@@ -55,7 +55,8 @@ def check_ratio_at_scale_4(ratio_at_4, config) -> None:
     seeds of `config` of ||g_cell|| / ||g_total|| with the weights scaled by 4."""
     name = "ratio_at_4"
     if not isinstance(config, SuppressionConfig):
-        raise ExerciseError(f"pass the SuppressionConfig of your sweep as the second argument, got {type(config).__name__}")
+        raise ExerciseError("pass the SuppressionConfig of your sweep as the second argument, "
+                            f"got {type(config).__name__}")
     if isinstance(ratio_at_4, np.ndarray) and ratio_at_4.size == 1:
         ratio_at_4 = ratio_at_4.item()
     if isinstance(ratio_at_4, (bool, np.bool_)) or not isinstance(ratio_at_4, Real):
@@ -144,7 +145,8 @@ def check_cell_jacobian_product(cell_jacobian_product) -> None:
         for end_step, k in ((T - 1, 1), (T - 1, 2), (T - 2, T - 2), (T - 1, T)):
             before = {"cache.gates": cache.gates.copy(), "cache.tanh_c": cache.tanh_c.copy(), "cache.c": cache.c.copy()}
             got = expect_array(name, call_student(cell_jacobian_product, name, cache, end_step, k), (N, 2 * H, 2 * H))
-            expect_unchanged(name, before, {"cache.gates": cache.gates, "cache.tanh_c": cache.tanh_c, "cache.c": cache.c})
+            after = {"cache.gates": cache.gates, "cache.tanh_c": cache.tanh_c, "cache.c": cache.c}
+            expect_unchanged(name, before, after)
             expected = reference_cell_product(cache, end_step, k)
             cases += 1
             if close(got, expected):
