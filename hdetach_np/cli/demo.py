@@ -42,15 +42,13 @@ import numpy as np
 from .._validate import check_int
 from ..training import runs
 from ..training.config import TrainConfig
-from ..training.report import markdown_table
 from ..training.threads import blas_threads
+from .demo_report import SWEEP, TRANSFER_SEED, copying_figure, summary_markdown, suppression_figure
 from .train import flag
 
 MARKER = "hdetach-np demo"  # config.json["kind"] of a demo folder (lets --force replace only a demo)
 OWN_FILES = ("config.json", "results.json", "summary.md", "suppression.png", "copying.png")
-SWEEP = "runs"  # the sweep folder inside the run folder
 SUPPRESSION_PS = (0.25, 0.5)
-TRANSFER_SEED = 555  # the seed of the fresh transfer sequences (as the original transfer script)
 
 
 @dataclass(frozen=True)
@@ -252,6 +250,41 @@ def _run_numbers(run_dir: Path, delays, n: int) -> dict:
             "best_iteration": int(it[best]), "transfer_accuracy": [r["accuracy"] for r in transfer]}
 
 
+class _Watch:
+    """While the worker processes train, say every `every` seconds where each run is (read from
+    the runs' history files): iteration and last validation accuracy."""
+
+    def __init__(self, root: Path, total: int, say, every: float = 30.0):
+        import threading
+
+        self.root, self.total, self.say, self.every = root, total, say, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="demo-progress", daemon=True)
+
+    def _loop(self):
+        while not self.stop.wait(self.every):
+            parts = []
+            found = sorted(p for p in self.root.iterdir() if (p / runs.HISTORY).is_file()) if self.root.is_dir() else []
+            for run in found:
+                try:
+                    evals = [r for r in runs.read_history(run) if r.get("split") == "valid"]
+                except (OSError, ValueError):
+                    continue
+                if evals:
+                    parts.append(f"{run.name} at iteration {evals[-1]['iteration']}/{self.total} "
+                                 f"(valid accuracy {evals[-1]['accuracy']:.3f})")
+            if parts:
+                self.say("  " + "; ".join(parts))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, workers: int, show: bool, say):
     from ..training.sweep import run_sweep
 
@@ -260,8 +293,9 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, workers: int, show:
     root = out / SWEEP
     command = sweep_command(base, list(variants.values()), seeds, root)
     t0 = time.perf_counter()
-    done = run_sweep(root, base, {"p": list(variants.values()), "seed": list(seeds)}, workers=workers,
-                     command=command, say=say, progress=show)
+    with _Watch(root, s.epochs * s.iterations_per_epoch, say, every=30.0 if s.n_train > 1000 else 0.5):
+        done = run_sweep(root, base, {"p": list(variants.values()), "seed": list(seeds)}, workers=workers,
+                         command=command, say=say, progress=show)
     train_secs = time.perf_counter() - t0
     bad = {k: v for k, v in done.items() if v["status"] != "trained"}
     if bad:
@@ -297,145 +331,12 @@ def _comparison(cop: dict, s: DemoSettings) -> dict:
     van, hd = list(cop["variants"].values())[:2]
     it = np.array(van["runs"][0]["valid_iterations"])
     mean = lambda v: np.mean([r["valid_accuracy"] for r in v["runs"]], axis=0)
-    late = it >= min(4000, it[-1] // 2)  # the Results see the effect from about iteration 4,000
+    late = it >= (4000 if it[-1] > 4000 else it[-1] // 2)  # the Results see the effect from about iteration 4,000
     ahead = int(np.sum(mean(hd)[late] > mean(van)[late]))
     diff = (np.array(hd["transfer_accuracy_mean"]) - np.array(van["transfer_accuracy_mean"])).tolist()
     return {"from_iteration": int(it[late][0]), "evaluations": int(late.sum()), "hdetach_ahead": ahead,
             "final_valid_difference": hd["final_valid_accuracy_mean"] - van["final_valid_accuracy_mean"],
             "transfer_difference": diff}
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------
-
-
-def _suppression_figure(res, cfg, path: Path):
-    import matplotlib.pyplot as plt
-
-    from ..paths.plots import plot_norms_vs_scale, plot_ratio_vs_scale
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
-    plot_ratio_vs_scale(axes[0], res, "cell/total", "all")
-    axes[0].set_title("cell-path share of the LSTM gradient", fontsize="medium")
-    axes[0].set_ylim(max(1e-30, axes[0].get_ylim()[0]), 2)
-    plot_norms_vs_scale(axes[1], res, "all", "plain")
-    axes[1].set_title("norms of the parts (plain gradient, geometric mean over seeds)", fontsize="medium")
-    fig.suptitle(f"Suppression of the cell path as Wh grows: copying batch, T={cfg.T} (sequences of {cfg.T + 20}), "
-                 f"N={cfg.N}, H={cfg.H}, {len(cfg.seeds)} seeds (line: mean, band: min-max)", fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_transfer_bars(ax, delays, variants: dict, colors: dict):
-    """Grouped bars of transfer accuracy: one group per delay, one bar per variant (mean over its
-    runs, a dot per run). variants: {name: {"runs": [{"transfer_accuracy": [...]}]}}."""
-    width = 0.8 / len(variants)
-    x = np.arange(len(delays))
-    for j, (name, v) in enumerate(variants.items()):
-        acc = np.array([r["transfer_accuracy"] for r in v["runs"]])  # (runs, delays)
-        pos = x - 0.4 + width * (j + 0.5)
-        ax.bar(pos, acc.mean(axis=0), width, color=colors[name], alpha=0.75, label=name)
-        for row in acc:
-            ax.plot(pos, row, "o", color="black", markersize=3)
-        for px, a in zip(pos, acc.mean(axis=0)):
-            ax.annotate(f"{a:.2f}", (px, a), ha="center", va="bottom", fontsize="small")
-    ax.set_xticks(x, [f"T={d}" for d in delays])
-    ax.set_ylim(0, 1.08)
-    ax.axhline(1 / 8, color="gray", ls=":", lw=1)
-    ax.set_ylabel("accuracy on the 10 recalled tokens")
-    return ax
-
-
-def _copying_figure(cop: dict, s: DemoSettings, path: Path):
-    import matplotlib.pyplot as plt
-
-    colors = dict(zip(cop["variants"], ("black", "tab:green")))
-    fig, (a_acc, a_tr) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.4, 1]})
-    for name, v in cop["variants"].items():
-        for j, r in enumerate(v["runs"]):
-            a_acc.plot(r["valid_iterations"], r["valid_accuracy"], color=colors[name], lw=1.2, alpha=0.85,
-                       label=name if j == 0 else None)
-    a_acc.axhline(1 / 8, color="gray", ls=":", lw=1, label="chance (1/8)")
-    a_acc.set(xlabel="iteration", ylabel="validation accuracy", ylim=(0, 1.02))
-    n = len(next(iter(cop["variants"].values()))["runs"])
-    a_acc.set_title(f"validation accuracy at T={s.T} ({n} seed{'s' if n > 1 else ''} each, same seeds)", fontsize="medium")
-    plot_transfer_bars(a_tr, cop["delays"], cop["variants"], colors)
-    a_tr.set_title(f"best model at 1x, 2x, 4x the delay ({s.transfer_n} fresh sequences)", fontsize="medium")
-    for ax in (a_acc, a_tr):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left")
-    fig.suptitle(f"Copying, delay {s.T}, {'one-hot' if s.one_hot else 'scalar'} input, hidden {s.hidden}, "
-                 f"batch {s.batch_size}, Adam lr {s.lr:g}, clipping 1, {s.epochs * s.iterations_per_epoch} iterations",
-                 fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------
-# summary.md
-# ---------------------------------------------------------------------------------------------
-
-
-def _g(x: float) -> str:
-    """The one number format of summary.md (4 significant digits)."""
-    return f"{x:.4g}"
-
-
-def _summary_md(r: dict) -> str:
-    sup, cop, sec, cmp_ = r["suppression"], r["copying"], r["seconds"], r["comparison"]
-    sc, s = sup["config"], r["settings"]
-    L = [f"# hdetach-np demo (seed {r['seed']}{', quick' if r['quick'] else ''})", "",
-         f"Command: `{r['command']}`  ",
-         f"Wall time: {_g(sec['total'])} s in all (suppression {_g(sec['suppression'])} s, training "
-         f"{_g(sec['training'])} s, transfer {_g(sec['transfer'])} s, figures and files {_g(sec['figures'])} s); "
-         f"one BLAS thread per process, {r['workers']} training runs at a time.  ",
-         "Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ".", "",
-         "## 1. Suppression of the cell path by large recurrent weights", "", "![suppression](suppression.png)", "",
-         f"One batch of the copying task (delay T = {sc['T']}, sequences of {sc['T'] + 20} steps, loss at every "
-         f"step), N = {sc['N']}, H = {sc['H']}, original initialisation, float64, seeds {', '.join(map(str, sc['seeds']))}; "
-         "the recurrent weights Wh multiplied by s. Mean over seeds of ||g_cell|| / ||g_total|| for the LSTM "
-         "parameters (Wx, Wh, b); 'expected h-detach' is the exact expected gradient g(1 - p) over masks.", ""]
-    header = ["s"] + [_g(x) for x in sup["scales"]]
-    L.append(markdown_table(header, [["plain gradient" if v == "plain" else f"expected h-detach {v}"]
-                                     + [_g(x) for x in sup["cell_share_mean"][v]] for v in sup["variants"]]).rstrip())
-    geo = sup["norm_geomean_plain"]
-    L += ["", "Geometric mean over seeds of the norms (plain gradient):", "",
-          markdown_table(header, [[f"||g_{q}||"] + [_g(x) for x in geo[q]] for q in ("total", "cell", "h")]).rstrip(),
-          "", "Reproduce:", "", "```bash", sup["command_python"], "```", ""]
-    its = s["epochs"] * s["iterations_per_epoch"]
-    L += [f"## 2. Copying: vanilla against h-detach p = {s['p']:g}", "", "![copying](copying.png)", "",
-          f"Delay T = {s['T']} (sequences of {s['T'] + 20} steps; the 10 tokens to recall take values 1-8, chance "
-          f"accuracy 1/8), {'one-hot' if s['one_hot'] else 'scalar'} input, hidden {s['hidden']}, batch "
-          f"{s['batch_size']}, Adam lr {s['lr']:g}, clipping at 1, {its} iterations, {s['n_train']} training and "
-          f"{s['n_valid']} validation sequences. Both variants use the same seeds, hence the same data and "
-          f"initialisation. Transfer: each run's best model (by validation accuracy) on {s['transfer_n']} fresh "
-          f"sequences per delay (generator seeded {TRANSFER_SEED}).", ""]
-    delays = cop["delays"]
-    L.append(markdown_table(
-        ["run", "seed", "valid accuracy (end)", "best valid accuracy (iteration)"]
-        + [f"transfer T={d} ({d // s['T']}x)" for d in delays] + ["training wall time (s)"],
-        [[name, run["seed"], _g(run["final_valid_accuracy"]), f"{_g(run['best_valid_accuracy'])} ({run['best_iteration']})"]
-         + [_g(a) for a in run["transfer_accuracy"]] + [_g(run["seconds"])]
-         for name, v in cop["variants"].items() for run in v["runs"]]).rstrip())
-    names = list(cop["variants"])
-    diff = cmp_["transfer_difference"]
-    word = lambda d: f"{_g(abs(d))} {'above' if d > 0 else 'below'}" if d != 0 else "equal to"
-    n = len(cop["variants"][names[0]]["runs"])
-    L += ["", f"In this run, over {n} seed{'s' if n > 1 else ''} per variant (means): from iteration "
-          f"{cmp_['from_iteration']} on, {names[1]}'s validation accuracy is above {names[0]}'s at "
-          f"{cmp_['hdetach_ahead']} of {cmp_['evaluations']} evaluations; at the end it is "
-          f"{word(cmp_['final_valid_difference'])} {names[0]}'s. Transfer accuracy of {names[1]} is "
-          + "; ".join(f"{word(d)} {names[0]}'s at T={t}" for d, t in zip(diff, delays)) + ".",
-          "", "One seed pair shows one outcome: across seeds the runs spread widely (see the Results "
-          "pages for 5 seeds per variant).", "",
-          f"Training wall time: {_g(sec['training'])} s. Reproduce the training runs (the sweep folder is `{SWEEP}/`):",
-          "", "```bash", cop["sweep_command"], "```", "", "or one run at a time:", "", "```bash"]
-    L += list(cop["train_commands"].values()) + ["```", "", "and the transfer evaluation:", "", "```bash"]
-    L += cop["transfer_commands"] + ["```", "", "The numbers above are in `results.json`; the configs in `config.json`.", ""]
-    return "\n".join(L)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,8 +390,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
     t0 = time.perf_counter()
     files = {"config": out / "config.json", "results": out / "results.json", "summary": out / "summary.md",
              "suppression_png": out / "suppression.png", "copying_png": out / "copying.png"}
-    _suppression_figure(sup_res, sup_cfg, files["suppression_png"])
-    _copying_figure(cop, s, files["copying_png"])
+    suppression_figure(sup_res, sup_cfg, files["suppression_png"])
+    copying_figure(cop, s, files["copying_png"])
     sup_dict = sup_cfg.as_dict()
     sup_nums["config"] = sup_dict
     sup_nums["command_python"] = _suppression_python(sup_dict)
@@ -504,7 +405,7 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
     results["seconds"]["figures"] = time.perf_counter() - t0
     results["seconds"]["total"] = time.perf_counter() - t_all
     runs.write_json(files["results"], results)
-    files["summary"].write_text(_summary_md(results))
+    files["summary"].write_text(summary_markdown(results))
     say(f"done in {results['seconds']['total']:.0f} s; see {files['summary']}")
     return DemoResult(out, files, results)
 
@@ -560,4 +461,4 @@ def _run_demo(args) -> int:
     return 0
 
 
-__all__ = ["DemoResult", "DemoSettings", "plot_transfer_bars", "run_demo", "sweep_command", "train_command"]
+__all__ = ["DemoResult", "DemoSettings", "run_demo", "sweep_command", "train_command"]
