@@ -2,7 +2,6 @@
 determinism, reproducing commands, and clear errors for a bad --out."""
 
 import json
-import re
 import shlex
 
 import pytest

@@ -142,7 +142,8 @@ def _prepare_out(out_dir, force: bool) -> Path:
     what an earlier demo wrote (then those entries are removed)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is an existing file; expected a folder (new, empty, or an earlier demo with --force)")
+        raise ValueError(f"--out {out} is an existing file; expected a folder "
+                         "(new, empty, or an earlier demo with --force)")
     if out.is_dir() and any(out.iterdir()):
         mine = _demo_entries(out)
         if not force:
@@ -299,7 +300,8 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, workers: int, show:
     train_secs = time.perf_counter() - t0
     bad = {k: v for k, v in done.items() if v["status"] != "trained"}
     if bad:
-        raise RuntimeError("demo runs did not train: " + "; ".join(f"{k}: {v['status']} {v['message']}" for k, v in bad.items()))
+        why = "; ".join(f"{k}: {v['status']} {v['message']}" for k, v in bad.items())
+        raise RuntimeError(f"demo runs did not train: {why}")
     delays = [f * s.T for f in s.transfer_factors]
     say(f"transfer: each run's best model at delays {', '.join(map(str, delays))} ({s.transfer_n} sequences each)")
     t0 = time.perf_counter()

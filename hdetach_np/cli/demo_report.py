@@ -74,7 +74,8 @@ def copying_figure(cop: dict, s, path: Path):
     a_acc.axhline(1 / 8, color="gray", ls=":", lw=1, label="chance (1/8)")
     a_acc.set(xlabel="iteration", ylabel="validation accuracy", ylim=(0, 1.02))
     n = len(next(iter(cop["variants"].values()))["runs"])
-    a_acc.set_title(f"validation accuracy at T={s.T} ({n} seed{'s' if n > 1 else ''} each, same seeds)", fontsize="medium")
+    seeds = f"{n} seed{'s' if n > 1 else ''} each, same seeds"
+    a_acc.set_title(f"validation accuracy at T={s.T} ({seeds})", fontsize="medium")
     plot_transfer_bars(a_tr, cop["delays"], cop["variants"], colors)
     a_tr.set_title(f"best model at 1x, 2x, 4x the delay ({s.transfer_n} fresh sequences)", fontsize="medium")
     for ax in (a_acc, a_tr):
@@ -110,7 +111,8 @@ def summary_markdown(r: dict) -> str:
          "Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ".", "",
          "## 1. Suppression of the cell path by large recurrent weights", "", "![suppression](suppression.png)", "",
          f"One batch of the copying task (delay T = {sc['T']}, sequences of {sc['T'] + 20} steps, loss at every "
-         f"step), N = {sc['N']}, H = {sc['H']}, original initialisation, float64, seeds {', '.join(map(str, sc['seeds']))}; "
+         f"step), N = {sc['N']}, H = {sc['H']}, original initialisation, float64, "
+         f"seeds {', '.join(map(str, sc['seeds']))}; "
          "the recurrent weights Wh multiplied by s. Mean over seeds of ||g_cell|| / ||g_total|| for the LSTM "
          "parameters (Wx, Wh, b); 'expected h-detach' is the exact expected gradient g(1 - p) over masks.", ""]
     header = ["s"] + [fmt(x) for x in sup["scales"]]
@@ -132,7 +134,8 @@ def summary_markdown(r: dict) -> str:
     L.append(markdown_table(
         ["run", "seed", "valid accuracy (end)", "best valid accuracy (iteration)"]
         + [f"transfer T={d} ({d // s['T']}x)" for d in delays] + ["training wall time (s)"],
-        [[name, run["seed"], fmt(run["final_valid_accuracy"]), f"{fmt(run['best_valid_accuracy'])} ({run['best_iteration']})"]
+        [[name, run["seed"], fmt(run["final_valid_accuracy"]),
+          f"{fmt(run['best_valid_accuracy'])} ({run['best_iteration']})"]
          + [fmt(a) for a in run["transfer_accuracy"]] + [fmt(run["seconds"])]
          for name, v in cop["variants"].items() for run in v["runs"]]).rstrip())
     names = list(cop["variants"])
@@ -146,10 +149,12 @@ def summary_markdown(r: dict) -> str:
           + "; ".join(f"{word(d)} {names[0]}'s at T={t}" for d, t in zip(diff, delays)) + ".",
           "", "One seed pair shows one outcome: across seeds the runs spread widely (see the Results "
           "pages for 5 seeds per variant).", "",
-          f"Training wall time: {fmt(sec['training'])} s. Reproduce the training runs (the sweep folder is `{SWEEP}/`):",
+          f"Training wall time: {fmt(sec['training'])} s. "
+          f"Reproduce the training runs (the sweep folder is `{SWEEP}/`):",
           "", "```bash", cop["sweep_command"], "```", "", "or one run at a time:", "", "```bash"]
     L += list(cop["train_commands"].values()) + ["```", "", "and the transfer evaluation:", "", "```bash"]
-    L += cop["transfer_commands"] + ["```", "", "The numbers above are in `results.json`; the configs in `config.json`.", ""]
+    L += cop["transfer_commands"] + ["```", ""]
+    L += ["The numbers above are in `results.json`; the configs in `config.json`.", ""]
     return "\n".join(L)
 
 
