@@ -2,13 +2,13 @@
 determinism, reproducing commands, and clear errors for a bad --out."""
 
 import json
-import re
 import shlex
 
 import pytest
 
 from hdetach_np.cli import build_parser, main
-from hdetach_np.cli.demo import _g, run_demo, train_command
+from hdetach_np.cli.demo import run_demo, train_command
+from hdetach_np.cli.demo_report import fmt as _g
 from hdetach_np.cli.train import _config_from_args
 from hdetach_np.training.config import TrainConfig
 
@@ -47,6 +47,9 @@ def test_quick_demo_writes_every_file(quick):
     cfg = json.loads((quick / "config.json").read_text())
     assert cfg["seeds"] == [1, 2]
     assert len(cfg["copying_runs"]) == 4
+    assert sorted(cfg["copying_runs"]) == ["p=0,seed=1", "p=0,seed=2", "p=0.5,seed=1", "p=0.5,seed=2"]
+    manifest = json.loads((quick / "runs" / "sweep.json").read_text())
+    assert set(manifest["runs"]) == set(cfg["copying_runs"])
     for run in cfg["copying_runs"]:
         for f in ("config.json", "history.jsonl", "checkpoint.npz", "best.npz", "summary.json", "versions.json"):
             assert (quick / "runs" / run / f).is_file(), (run, f)
@@ -63,36 +66,65 @@ def test_summary_numbers_match_results_json(quick):
         cells = [c.strip() for c in rows[name].split("|")[2:-1]]
         assert cells == [_g(x) for x in sup["cell_share_mean"][v]]
         assert all(x > 0 for x in sup["cell_share_mean"][v])  # may exceed 1: the parts can partly cancel
-    runs = [r for v in res["copying"]["variants"].values() for r in v["runs"]]
+    cop = res["copying"]
+    assert cop["delays"] == [2, 4, 8]
+    runs = [r for v in cop["variants"].values() for r in v["runs"]]
     assert len(runs) == 4
-    for r in runs:
-        assert 0 <= r["final_valid_accuracy"] <= r["best_valid_accuracy"] <= 1
-        assert r["final_valid_accuracy"] == r["valid_accuracy"][-1]
-        line = next(l for l in md.splitlines() if re.match(rf"\| [^|]+ \| {r['seed']} \| {re.escape(_g(r['final_valid_accuracy']))} \|", l))
-        assert _g(r["final_train_loss"]) in line and _g(r["cell_share"][-1]) in line
-        # the run's own history agrees with results.json
-        hist = [json.loads(l) for l in (quick / r["run_dir"] / "history.jsonl").read_text().splitlines()]
-        valid = [h["accuracy"] for h in hist if h.get("split") == "valid"]
-        assert valid == r["valid_accuracy"]
-        paths = [h["paths"] for h in hist if "paths" in h]
-        assert [p["norms"]["cell"]["all"] / p["norms"]["total"]["all"] for p in paths] == r["cell_share"]
-    for name, v in res["copying"]["variants"].items():
-        assert _g(v["final_valid_accuracy_mean"]) in rows[name]
-    assert _g(res["seconds"]["total"]) in md and _g(res["seconds"]["copying"]) in md
+    for name, v in cop["variants"].items():
+        for r in v["runs"]:
+            assert 0 <= r["final_valid_accuracy"] <= r["best_valid_accuracy"] <= 1
+            assert r["final_valid_accuracy"] == r["valid_accuracy"][-1]
+            assert all(0 <= a <= 1 for a in r["transfer_accuracy"])
+            cells = [_g(r["final_valid_accuracy"]), f"{_g(r['best_valid_accuracy'])} ({r['best_iteration']})"]
+            cells += [_g(a) for a in r["transfer_accuracy"]]
+            assert f"| {name} | {r['seed']} | " + " | ".join(cells) + " | " in md
+            # the run's own history agrees with results.json
+            hist = [json.loads(l) for l in (quick / r["run_dir"] / "history.jsonl").read_text().splitlines()]
+            assert [h["accuracy"] for h in hist if h.get("split") == "valid"] == r["valid_accuracy"]
+        mean = [sum(col) / len(col) for col in zip(*(r["transfer_accuracy"] for r in v["runs"]))]
+        assert mean == pytest.approx(v["transfer_accuracy_mean"], abs=1e-12)
+    assert _g(res["seconds"]["total"]) in md and _g(res["seconds"]["training"]) in md
     assert "numpy " + res["versions"]["numpy"] in md
 
 
+def test_summary_states_what_the_numbers_give(quick):
+    """The sentence comparing the variants follows the numbers in results.json (nothing assumed)."""
+    res = json.loads((quick / "results.json").read_text())
+    md = (quick / "summary.md").read_text()
+    cop, cmp_ = res["copying"], res["comparison"]
+    van, hd = cop["variants"]["vanilla"], cop["variants"]["h-detach p=0.5"]
+    for d, delay, a, b in zip(cmp_["transfer_difference"], cop["delays"], hd["transfer_accuracy_mean"],
+                              van["transfer_accuracy_mean"]):
+        assert d == pytest.approx(a - b, abs=1e-12)
+        word = "equal to" if d == 0 else f"{_g(abs(d))} {'above' if d > 0 else 'below'}"
+        assert f"{word} vanilla's at T={delay}" in md
+    its = van["runs"][0]["valid_iterations"]
+    late = [i for i, it in enumerate(its) if it >= cmp_["from_iteration"]]
+    mean = lambda v, i: sum(r["valid_accuracy"][i] for r in v["runs"]) / len(v["runs"])
+    assert cmp_["hdetach_ahead"] == sum(mean(hd, i) > mean(van, i) for i in late)
+    assert f"at {cmp_['hdetach_ahead']} of {len(late)} evaluations" in md
+
+
 def test_summary_commands_reproduce_the_configs(quick):
+    from hdetach_np.cli.sweep import sweep_spec
+    from hdetach_np.training.sweep import grid_runs
+
     res = json.loads((quick / "results.json").read_text())
     cfg = json.loads((quick / "config.json").read_text())
     md = (quick / "summary.md").read_text()
     parser = build_parser()
-    for run, command in res["copying"]["commands"].items():
+    for run, command in res["copying"]["train_commands"].items():
         assert command in md
         args = parser.parse_args(shlex.split(command)[1:])
         assert _config_from_args(args)[0].to_dict() == cfg["copying_runs"][run]
+    command = res["copying"]["sweep_command"]
+    assert command in md
+    base, grid = sweep_spec(parser.parse_args(shlex.split(command)[1:]))
+    assert {r.name: r.config for r in grid_runs(base, grid)} == cfg["copying_runs"]
+    for command in res["copying"]["transfer_commands"]:
+        assert command in md
+        parser.parse_args(shlex.split(command)[1:])
     assert res["suppression"]["command_python"] in md
-    assert "command_analysis" not in res["suppression"]  # seeds 1, 2 differ from the script's 0, 1
 
 
 def test_rerun_gives_the_same_numbers(quick, tmp_path):
@@ -101,7 +133,8 @@ def test_rerun_gives_the_same_numbers(quick, tmp_path):
     again = json.loads(res.files["results"].read_text())
     for d in (first, again):
         d.pop("command")
-        d["copying"].pop("commands")  # they name the run folder
+        for k in ("sweep_command", "train_commands", "transfer_commands"):
+            d["copying"].pop(k)  # they name the run folder
         d.pop("versions")  # holds no measured numbers
     assert _strip_seconds(again) == _strip_seconds(first)
 
@@ -131,19 +164,27 @@ def test_bad_out_is_a_clear_error(tmp_path, capsys):
         run_demo(tmp_path / "x", seeds=0)
 
 
-def test_force_replaces_an_earlier_demo(quick, tmp_path):
+def test_force_replaces_only_an_earlier_demo(tmp_path):
     out = tmp_path / "d"
     run_demo(out, quick=True, seeds=1, progress=False)
     with pytest.raises(ValueError, match="--force"):
         run_demo(out, quick=True, seeds=1, progress=False)
-    (out / "extra.txt").write_text("old")
+    (out / "summary.md").write_text("old")
     res = run_demo(out, quick=True, seeds=1, progress=False, force=True)
-    assert not (out / "extra.txt").exists() and res.files["summary"].is_file()
+    assert res.files["summary"].read_text() != "old"
+    # a file the demo did not write, at the top or among the runs: --force refuses and keeps all
+    for extra in (out / "notes.txt", out / "runs" / "mine"):
+        extra.write_text("mine")
+        with pytest.raises(ValueError, match="only replaces a demo"):
+            run_demo(out, quick=True, seeds=1, progress=False, force=True)
+        assert extra.read_text() == "mine" and (out / "summary.md").is_file()
+        extra.unlink()
 
 
 def test_demo_prints_its_stages_when_the_output_is_not_a_terminal(tmp_path, capfd):
     run_demo(tmp_path / "d", quick=True, seeds=1)  # progress=None, stderr captured: not a terminal
     err = capfd.readouterr().err.splitlines()
     assert err[0].startswith("stage 1/2: suppression sweep") and err[1].startswith("stage 2/2: copying")
-    assert sum(line.startswith("[") for line in err) == 2 and err[-1].startswith("done in")
+    assert sum(line.startswith("p=") for line in err) == 2  # a line per finished run
+    assert any(line.startswith("transfer:") for line in err) and err[-1].startswith("done in")
     assert not any("\r" in line for line in err)  # no progress bar
