@@ -97,7 +97,7 @@ def test_summary_states_what_the_numbers_give(quick):
                               van["transfer_accuracy_mean"]):
         assert d == pytest.approx(a - b, abs=1e-12)
         word = "equal to" if d == 0 else f"{_g(abs(d))} {'above' if d > 0 else 'below'}"
-        assert f"{word} vanilla's at T={delay}" in md
+        assert f"{word} vanilla's at delay {delay}" in md
     its = van["runs"][0]["valid_iterations"]
     late = [i for i, it in enumerate(its) if it >= cmp_["from_iteration"]]
     mean = lambda v, i: sum(r["valid_accuracy"][i] for r in v["runs"]) / len(v["runs"])

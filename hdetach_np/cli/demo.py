@@ -43,8 +43,17 @@ from .._validate import check_int
 from ..training import runs
 from ..training.config import TrainConfig
 from ..training.threads import blas_threads
-from .demo_report import SWEEP, TRANSFER_SEED, copying_figure, summary_markdown, suppression_figure
-from .train import flag
+from .demo_report import (
+    SWEEP,
+    TRANSFER_SEED,
+    comparison,
+    copying_figure,
+    summary_markdown,
+    suppression_figure,
+    suppression_python,
+    sweep_command,
+    train_command,
+)
 
 MARKER = "hdetach-np demo"  # config.json["kind"] of a demo folder (lets --force replace only a demo)
 OWN_FILES = ("config.json", "results.json", "summary.md", "suppression.png", "copying.png")
@@ -56,7 +65,7 @@ class DemoSettings:
     """The sizes of the two stages (full or quick). `preset(quick)` picks one of the two."""
 
     # stage 1: the weight-scale sweep
-    sup_T: int
+    sup_delay: int
     sup_N: int
     sup_H: int
     sup_smin: float
@@ -64,7 +73,7 @@ class DemoSettings:
     sup_nscales: int
     sup_seeds: int
     # stage 2: copying, vanilla against h-detach, then transfer
-    T: int
+    delay: int
     hidden: int
     batch_size: int
     lr: float
@@ -81,18 +90,18 @@ class DemoSettings:
     @classmethod
     def preset(cls, quick: bool) -> DemoSettings:
         if quick:
-            return cls(sup_T=10, sup_N=8, sup_H=16, sup_smin=0.25, sup_smax=16.0, sup_nscales=4, sup_seeds=2,
-                       T=2, hidden=8, batch_size=10, lr=5e-2, p=0.5, epochs=4, iterations_per_epoch=10,
+            return cls(sup_delay=10, sup_N=8, sup_H=16, sup_smin=0.25, sup_smax=16.0, sup_nscales=4, sup_seeds=2,
+                       delay=2, hidden=8, batch_size=10, lr=5e-2, p=0.5, epochs=4, iterations_per_epoch=10,
                        n_train=200, n_valid=50, log_paths_every=5, transfer_n=100)
         # the Results' copying setting, 6,000 iterations: 0.032 s per iteration with two runs at a
         # time on one BLAS thread each, so about 3.3 minutes of training on 2 cores
-        return cls(sup_T=50, sup_N=32, sup_H=64, sup_smin=0.25, sup_smax=32.0, sup_nscales=8, sup_seeds=5,
-                   T=10, hidden=128, batch_size=100, lr=3e-3, p=0.5, epochs=60, iterations_per_epoch=100,
+        return cls(sup_delay=50, sup_N=32, sup_H=64, sup_smin=0.25, sup_smax=32.0, sup_nscales=8, sup_seeds=5,
+                   delay=10, hidden=128, batch_size=100, lr=3e-3, p=0.5, epochs=60, iterations_per_epoch=100,
                    n_train=100_000, n_valid=500, log_paths_every=100)
 
     def train_base(self) -> dict:
         """The training config shared by every copying run (the sweep's base)."""
-        return dict(task="copying", delay=self.T, hidden=self.hidden, one_hot=self.one_hot, lr=self.lr,
+        return dict(task="copying", delay=self.delay, hidden=self.hidden, one_hot=self.one_hot, lr=self.lr,
                     batch_size=self.batch_size, clip=1.0, n_train=self.n_train, n_valid=self.n_valid,
                     iterations_per_epoch=self.iterations_per_epoch, epochs=self.epochs, anneal_p=0,
                     log_paths_every=self.log_paths_every, bias="one")
@@ -173,46 +182,6 @@ def _versions() -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Commands that reproduce each part
-# ---------------------------------------------------------------------------------------------
-
-
-def _config_flags(cfg: dict, skip=()) -> list[str]:
-    """The flags of the keys of `cfg` that differ from its task's defaults."""
-    base = TrainConfig.from_dict({"task": cfg["task"]})
-    parts = []
-    for k in TrainConfig.keys():
-        v = cfg[k]
-        if k == "task" or k in skip or v == getattr(base, k):
-            continue
-        if isinstance(v, bool):
-            parts.append(flag(k) if v else "--no-" + flag(k)[2:])
-        else:
-            parts += [flag(k), f"{v:g}" if isinstance(v, float) else str(v)]
-    return parts
-
-
-def train_command(cfg: TrainConfig, out) -> str:
-    """The `hdetach-np train` command line that gives the run of `cfg`."""
-    return " ".join(["hdetach-np", "train", cfg.task] + _config_flags(cfg.to_dict())
-                    + ["--threads", "1", "--out", str(out)])
-
-
-def sweep_command(base: dict, ps, seeds, out) -> str:
-    """The `hdetach-np sweep` command line that trains the demo's runs (2 at a time)."""
-    cfg = TrainConfig.from_dict(base).to_dict()
-    return " ".join(["hdetach-np", "sweep", cfg["task"]] + _config_flags(cfg, skip=("p", "seed"))
-                    + ["--grid", "p=" + ",".join(f"{p:g}" for p in ps), "--seeds", ",".join(map(str, seeds)),
-                       "--workers", "2", "--out", str(out)])
-
-
-def _suppression_python(sup: dict) -> str:
-    args = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in sup.items())
-    return ("python -c \"import hdetach_np as hd; r = hd.suppression_sweep(hd.SuppressionConfig("
-            + args + ")); print(r.summary('cell/total', 'all'))\"")
-
-
-# ---------------------------------------------------------------------------------------------
 # The stages
 # ---------------------------------------------------------------------------------------------
 
@@ -222,7 +191,7 @@ def _suppression_stage(s: DemoSettings, seed: int, show: bool):
 
     scales = tuple(float(x) for x in np.geomspace(s.sup_smin, s.sup_smax, s.sup_nscales).round(6))
     cfg = SuppressionConfig(scales=scales, seeds=tuple(range(seed, seed + s.sup_seeds)), weights="Wh",
-                            task="copying", T=s.sup_T, N=s.sup_N, H=s.sup_H, ps=SUPPRESSION_PS, dtype="float64")
+                            task="copying", T=s.sup_delay, N=s.sup_N, H=s.sup_H, ps=SUPPRESSION_PS, dtype="float64")
     res = suppression_sweep(cfg, progress=show)
     share = res.summary("cell/total", "all")
     geo = lambda part: np.exp(np.mean(np.log(res.norms["plain"][part]["all"]), axis=0))
@@ -302,7 +271,7 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, workers: int, show:
     if bad:
         why = "; ".join(f"{k}: {v['status']} {v['message']}" for k, v in bad.items())
         raise RuntimeError(f"demo runs did not train: {why}")
-    delays = [f * s.T for f in s.transfer_factors]
+    delays = [f * s.delay for f in s.transfer_factors]
     say(f"transfer: each run's best model at delays {', '.join(map(str, delays))} ({s.transfer_n} sequences each)")
     t0 = time.perf_counter()
     manifest = json.loads((root / "sweep.json").read_text())["runs"]
@@ -326,19 +295,6 @@ def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, workers: int, show:
     result = {"delays": delays, "variants": out_v, "sweep_command": command, "train_commands": commands,
               "transfer_commands": transfer_cmds}
     return result, configs, train_secs, time.perf_counter() - t0
-
-
-def _comparison(cop: dict, s: DemoSettings) -> dict:
-    """What the run shows: h-detach minus vanilla, computed from the numbers (never assumed)."""
-    van, hd = list(cop["variants"].values())[:2]
-    it = np.array(van["runs"][0]["valid_iterations"])
-    mean = lambda v: np.mean([r["valid_accuracy"] for r in v["runs"]], axis=0)
-    late = it >= (4000 if it[-1] > 4000 else it[-1] // 2)  # the Results see the effect from about iteration 4,000
-    ahead = int(np.sum(mean(hd)[late] > mean(van)[late]))
-    diff = (np.array(hd["transfer_accuracy_mean"]) - np.array(van["transfer_accuracy_mean"])).tolist()
-    return {"from_iteration": int(it[late][0]), "evaluations": int(late.sum()), "hdetach_ahead": ahead,
-            "final_valid_difference": hd["final_valid_accuracy_mean"] - van["final_valid_accuracy_mean"],
-            "transfer_difference": diff}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,14 +336,14 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
         command = f"hdetach-np demo --out {out} --seed {seed} --seeds {seeds}" + (" --quick" if quick else "")
     t_all = time.perf_counter()
     with blas_threads(1):
-        say(f"stage 1/2: suppression sweep (T={s.sup_T}, N={s.sup_N}, H={s.sup_H}, {s.sup_nscales} scales, "
+        say(f"stage 1/2: suppression sweep (delay {s.sup_delay}, N={s.sup_N}, H={s.sup_H}, {s.sup_nscales} scales, "
             f"{s.sup_seeds} seeds)")
         t0 = time.perf_counter()
         sup_res, sup_cfg, sup_nums = _suppression_stage(s, seed, show)
         sup_secs = time.perf_counter() - t0
         its = s.epochs * s.iterations_per_epoch
-        say(f"stage 2/2: copying T={s.T}, vanilla and h-detach p={s.p:g}, {seeds} seed(s) each, {its} iterations, "
-            f"{workers} run(s) at a time -> {out / SWEEP}")
+        say(f"stage 2/2: copying delay {s.delay}, vanilla and h-detach p={s.p:g}, {seeds} seed(s) each, "
+            f"{its} iterations, {workers} run(s) at a time -> {out / SWEEP}")
         cop, cop_cfgs, train_secs, transfer_secs = _copying_stage(s, seed_list, out, workers, show, say)
     t0 = time.perf_counter()
     files = {"config": out / "config.json", "results": out / "results.json", "summary": out / "summary.md",
@@ -396,13 +352,13 @@ def run_demo(out_dir="runs/demo", quick: bool = False, seed: int = 0, seeds: int
     copying_figure(cop, s, files["copying_png"])
     sup_dict = sup_cfg.as_dict()
     sup_nums["config"] = sup_dict
-    sup_nums["command_python"] = _suppression_python(sup_dict)
+    sup_nums["command_python"] = suppression_python(sup_dict)
     settings = {k: getattr(s, k) for k in s.__dataclass_fields__}
     config = {"kind": MARKER, "command": command, "quick": quick, "seed": seed, "seeds": list(seed_list),
               "workers": workers, "settings": settings, "suppression": sup_dict, "copying_runs": cop_cfgs}
     runs.write_json(files["config"], config)
     results = {"command": command, "quick": quick, "seed": seed, "workers": workers, "settings": settings,
-               "versions": _versions(), "suppression": sup_nums, "copying": cop, "comparison": _comparison(cop, s),
+               "versions": _versions(), "suppression": sup_nums, "copying": cop, "comparison": comparison(cop),
                "seconds": {"suppression": sup_secs, "training": train_secs, "transfer": transfer_secs}}
     results["seconds"]["figures"] = time.perf_counter() - t0
     results["seconds"]["total"] = time.perf_counter() - t_all
@@ -458,7 +414,7 @@ def _run_demo(args) -> int:
     delays = r["copying"]["delays"]
     for name, v in r["copying"]["variants"].items():
         print(f"  {name}: best validation accuracy {v['best_valid_accuracy_mean']:.3f}; transfer "
-              + ", ".join(f"T={d} {a:.3f}" for d, a in zip(delays, v["transfer_accuracy_mean"]))
+              + ", ".join(f"delay {d} {a:.3f}" for d, a in zip(delays, v["transfer_accuracy_mean"]))
               + f" (mean of {len(v['runs'])} seed{'s' if len(v['runs']) > 1 else ''})")
     return 0
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..training.config import TrainConfig
 from ..training.report import markdown_table
+from .train import flag
 
 TRANSFER_SEED = 555  # the seed of the fresh transfer sequences (as the original transfer script)
 SWEEP = "runs"  # the sweep folder inside the demo's run folder
@@ -54,7 +56,7 @@ def plot_transfer_bars(ax, delays, variants: dict, colors: dict):
             ax.plot(pos, row, "o", color="black", markersize=3)
         for px, a in zip(pos, acc.mean(axis=0)):
             ax.annotate(f"{a:.2f}", (px, a), ha="center", va="bottom", fontsize="small")
-    ax.set_xticks(x, [f"T={d}" for d in delays])
+    ax.set_xticks(x, [f"delay {d}" for d in delays])
     ax.set_ylim(0, 1.08)
     ax.axhline(1 / 8, color="gray", ls=":", lw=1)
     ax.set_ylabel("accuracy on the 10 recalled tokens")
@@ -75,13 +77,13 @@ def copying_figure(cop: dict, s, path: Path):
     a_acc.set(xlabel="iteration", ylabel="validation accuracy", ylim=(0, 1.02))
     n = len(next(iter(cop["variants"].values()))["runs"])
     seeds = f"{n} seed{'s' if n > 1 else ''} each, same seeds"
-    a_acc.set_title(f"validation accuracy at T={s.T} ({seeds})", fontsize="medium")
+    a_acc.set_title(f"validation accuracy at delay {s.delay} ({seeds})", fontsize="medium")
     plot_transfer_bars(a_tr, cop["delays"], cop["variants"], colors)
     a_tr.set_title(f"best model at 1x, 2x, 4x the delay ({s.transfer_n} fresh sequences)", fontsize="medium")
     for ax in (a_acc, a_tr):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small", loc="upper left")
-    fig.suptitle(f"Copying, delay {s.T}, {'one-hot' if s.one_hot else 'scalar'} input, hidden {s.hidden}, "
+    fig.suptitle(f"Copying, delay {s.delay}, {'one-hot' if s.one_hot else 'scalar'} input, hidden {s.hidden}, "
                  f"batch {s.batch_size}, Adam lr {s.lr:g}, clipping 1, {s.epochs * s.iterations_per_epoch} iterations",
                  fontsize="medium")
     fig.tight_layout()
@@ -124,7 +126,7 @@ def summary_markdown(r: dict) -> str:
           "", "Reproduce:", "", "```bash", sup["command_python"], "```", ""]
     its = s["epochs"] * s["iterations_per_epoch"]
     L += [f"## 2. Copying: vanilla against h-detach p = {s['p']:g}", "", "![copying](copying.png)", "",
-          f"Delay T = {s['T']} (sequences of {s['T'] + 20} steps; the 10 tokens to recall take values 1-8, chance "
+          f"Delay {s['delay']} (sequences of {s['delay'] + 20} steps; the 10 tokens to recall take values 1-8, chance "
           f"accuracy 1/8), {'one-hot' if s['one_hot'] else 'scalar'} input, hidden {s['hidden']}, batch "
           f"{s['batch_size']}, Adam lr {s['lr']:g}, clipping at 1, {its} iterations, {s['n_train']} training and "
           f"{s['n_valid']} validation sequences. Both variants use the same seeds, hence the same data and "
@@ -133,7 +135,7 @@ def summary_markdown(r: dict) -> str:
     delays = cop["delays"]
     L.append(markdown_table(
         ["run", "seed", "valid accuracy (end)", "best valid accuracy (iteration)"]
-        + [f"transfer T={d} ({d // s['T']}x)" for d in delays] + ["training wall time (s)"],
+        + [f"transfer delay {d} ({d // s['delay']}x)" for d in delays] + ["training wall time (s)"],
         [[name, run["seed"], fmt(run["final_valid_accuracy"]),
           f"{fmt(run['best_valid_accuracy'])} ({run['best_iteration']})"]
          + [fmt(a) for a in run["transfer_accuracy"]] + [fmt(run["seconds"])]
@@ -146,7 +148,7 @@ def summary_markdown(r: dict) -> str:
           f"{cmp_['from_iteration']} on, {names[1]}'s validation accuracy is above {names[0]}'s at "
           f"{cmp_['hdetach_ahead']} of {cmp_['evaluations']} evaluations; at the end it is "
           f"{word(cmp_['final_valid_difference'])} {names[0]}'s. Transfer accuracy of {names[1]} is "
-          + "; ".join(f"{word(d)} {names[0]}'s at T={t}" for d, t in zip(diff, delays)) + ".",
+          + "; ".join(f"{word(d)} {names[0]}'s at delay {t}" for d, t in zip(diff, delays)) + ".",
           "", "One seed pair shows one outcome: across seeds the runs spread widely (see the Results "
           "pages for 5 seeds per variant).", "",
           f"Training wall time: {fmt(sec['training'])} s. "
@@ -159,3 +161,56 @@ def summary_markdown(r: dict) -> str:
 
 
 __all__ = ["copying_figure", "fmt", "plot_transfer_bars", "summary_markdown", "suppression_figure"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that reproduce each part
+# ---------------------------------------------------------------------------------------------
+
+
+def config_flags(cfg: dict, skip=()) -> list[str]:
+    """The flags of the keys of `cfg` that differ from its task's defaults."""
+    base = TrainConfig.from_dict({"task": cfg["task"]})
+    parts = []
+    for k in TrainConfig.keys():
+        v = cfg[k]
+        if k == "task" or k in skip or v == getattr(base, k):
+            continue
+        if isinstance(v, bool):
+            parts.append(flag(k) if v else "--no-" + flag(k)[2:])
+        else:
+            parts += [flag(k), f"{v:g}" if isinstance(v, float) else str(v)]
+    return parts
+
+
+def train_command(cfg: TrainConfig, out) -> str:
+    """The `hdetach-np train` command line that gives the run of `cfg`."""
+    return " ".join(["hdetach-np", "train", cfg.task] + config_flags(cfg.to_dict())
+                    + ["--threads", "1", "--out", str(out)])
+
+
+def sweep_command(base: dict, ps, seeds, out) -> str:
+    """The `hdetach-np sweep` command line that trains the demo's runs (2 at a time)."""
+    cfg = TrainConfig.from_dict(base).to_dict()
+    return " ".join(["hdetach-np", "sweep", cfg["task"]] + config_flags(cfg, skip=("p", "seed"))
+                    + ["--grid", "p=" + ",".join(f"{p:g}" for p in ps), "--seeds", ",".join(map(str, seeds)),
+                       "--workers", "2", "--out", str(out)])
+
+
+def suppression_python(sup: dict) -> str:
+    args = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in sup.items())
+    return ("python -c \"import hdetach_np as hd; r = hd.suppression_sweep(hd.SuppressionConfig("
+            + args + ")); print(r.summary('cell/total', 'all'))\"")
+
+
+def comparison(cop: dict) -> dict:
+    """What the run shows: h-detach minus vanilla, computed from the numbers (never assumed)."""
+    van, hd = list(cop["variants"].values())[:2]
+    it = np.array(van["runs"][0]["valid_iterations"])
+    mean = lambda v: np.mean([r["valid_accuracy"] for r in v["runs"]], axis=0)
+    late = it >= (4000 if it[-1] > 4000 else it[-1] // 2)  # the Results see the effect from about iteration 4,000
+    ahead = int(np.sum(mean(hd)[late] > mean(van)[late]))
+    diff = (np.array(hd["transfer_accuracy_mean"]) - np.array(van["transfer_accuracy_mean"])).tolist()
+    return {"from_iteration": int(it[late][0]), "evaluations": int(late.sum()), "hdetach_ahead": ahead,
+            "final_valid_difference": hd["final_valid_accuracy_mean"] - van["final_valid_accuracy_mean"],
+            "transfer_difference": diff}
