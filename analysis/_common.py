@@ -53,7 +53,7 @@ def train_groups(jobs: dict, runs_dir, workers: int = 2, **run_kw) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 # The scaled-down copying task of the experiments, sized so that the 15 runs of the convergence
-# sweep (3 variants x 5 seeds) take about an hour on 2 cores. The paper: T=100/300, hidden 128,
+# sweep (3 variants x 5 seeds) take about an hour on 2 cores. The paper: delay 100/300, hidden 128,
 # scalar input, lr 1e-3, 100,000 training sequences, 600,000 iterations; docs/results.md
 # says how this setting was chosen and why it differs.
 COPYING = dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
@@ -270,8 +270,9 @@ def add_iterations_option(p):
 
 
 def scale_parser(doc: str, N: int):
-    """The options the weight-scale analysis scripts share: --out, --quick, --seed, --T, --N, --H,
-    --scales (factors on Wh). `N` is the default batch size."""
+    """The options the weight-scale analysis scripts share: --out, --quick, --seed, --delay, --N,
+    --H, --scales (factors on Wh). `N` is the default batch size. --T is still accepted as the old
+    name of --delay (hidden from the help)."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0], allow_abbrev=False,
@@ -279,23 +280,32 @@ def scale_parser(doc: str, N: int):
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--T", type=int, default=100, help="copying delay (sequences of T + 20 steps)")
+    add_delay_option(p)
     p.add_argument("--N", type=int, default=N, help="batch size")
     p.add_argument("--H", type=int, default=128, help="hidden size")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="factors on Wh")
     return p
 
 
-def copying_problem(seed: int, T: int, N: int, H: int):
+def add_delay_option(p):
+    """--delay: the copying delay (sequences of delay + 20 steps); --T, its old name, still works."""
+    import argparse
+
+    p.add_argument("--delay", type=int, default=100, help="copying delay (sequences of delay + 20 steps)")
+    p.add_argument("--T", dest="delay", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def copying_problem(seed: int, delay: int, N: int, H: int):
     """An LSTM (original initialisation, float64) and one copying batch, both from `seed`.
 
-    Returns rng (for further draws), params, x (T+20, N, 1), y (T+20, N)."""
+    Returns rng (for further draws), params, x (L, N, 1), y (L, N) with L = delay + 20 steps."""
     import hdetach_np as hd
     from hdetach_np.tasks import copying_data
 
     rng = np.random.default_rng(seed)
     params = hd.init_lstm(1, H, rng, dtype=np.float64)
-    x, y = copying_data(N, T, rng, dtype=np.float64)
+    x, y = copying_data(N, delay, rng, dtype=np.float64)
     return rng, params, x, y
 
 

@@ -1,7 +1,7 @@
 """The suppression of the cell path by large weights: the weight-scale sweep.
 
 For several seeds, an LSTM (hidden 128, original initialisation) on a batch of the copying task
-(delay T = 100, loss at every step) has its recurrent weights Wh, or all its parameters, multiplied
+(delay 100, loss at every step) has its recurrent weights Wh, or all its parameters, multiplied
 by a scale s on a log grid. The gradient is split exactly into its cell-path and h-path parts, for
 the plain gradient and for the expected h-detach gradient g(1 - p) at p = 0.25 and 0.5.
 
@@ -26,12 +26,14 @@ import numpy as np
 
 
 def build_parser():
+    from _common import add_delay_option
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
-    p.add_argument("--T", type=int, default=100, help="copying delay (sequences of T + 20 steps)")
+    add_delay_option(p)
     p.add_argument("--N", type=int, default=50, help="batch size")
     p.add_argument("--H", type=int, default=128, help="hidden size")
     p.add_argument("--smin", type=float, default=0.25, help="smallest weight scale")
@@ -51,11 +53,11 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     if args.quick:
-        args.seeds, args.T, args.N, args.H, args.nscales = 2, 10, 8, 16, 5
+        args.seeds, args.delay, args.N, args.H, args.nscales = 2, 10, 8, 16, 5
     if args.smin <= 0 or args.smax <= args.smin:
         raise ValueError(f"expected 0 < --smin < --smax, got {args.smin} and {args.smax}")
     scales = tuple(np.geomspace(args.smin, args.smax, args.nscales).round(6))
-    common = dict(scales=scales, seeds=tuple(range(args.seeds)), task="copying", T=args.T, N=args.N,
+    common = dict(scales=scales, seeds=tuple(range(args.seeds)), task="copying", delay=args.delay, N=args.N,
                   H=args.H, ps=(0.25, 0.5), dtype="float64")
     os.makedirs(args.out, exist_ok=True)
     given = argv if argv is not None else sys.argv[1:]
@@ -79,8 +81,8 @@ def main(argv=None) -> dict:
     for ax in axes[:3]:
         ax.set_ylim(1e-12, 3)
     c = common
-    fig.suptitle(f"Copying task, T={c['T']}, N={c['N']}, H={c['H']}, {args.seeds} seeds (line: mean, band: min-max)",
-                 fontsize="medium")
+    fig.suptitle(f"Copying task, delay={c['delay']}, N={c['N']}, H={c['H']}, {args.seeds} seeds "
+                 "(line: mean, band: min-max)", fontsize="medium")
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "suppression.png"), dpi=100)
     plt.close(fig)

@@ -1,11 +1,11 @@
 """Temporal credit on the copying task: what reaches each earlier step, through which path.
 
 An LSTM (hidden 128, original initialisation, one seed) reads a batch of the copying task (delay
-T = 100, sequences of T + 20 steps). The loss is the cross-entropy on the last 10 steps, where the
+100, sequences of delay + 20 = 120 steps). The loss is the cross-entropy on the last 10 steps, where the
 10 tokens must be recalled. For the recurrent weights Wh multiplied by each of a few scales, and for
 the plain and the expected h-detach (p = 0.5) gradients, the script records against the lag from
 the last step: ||dL/dc_t|| and each step's term in the LSTM weight gradient, split into the cell
-path and the h path. The input steps (the 10 tokens, lags T + 10 .. T + 19) are shaded.
+path and the h path. The input steps (the 10 tokens, lags delay + 10 .. delay + 19) are shaded.
 
 Writes into --out: temporal_credit.png and temporal_credit.json (per-lag norms, and for the input
 steps the cell share of their weight-gradient terms).
@@ -47,8 +47,8 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     if args.quick:
-        args.T, args.N, args.H = 12, 8, 16
-    rng, params, x, y = copying_problem(args.seed, args.T, args.N, args.H)
+        args.delay, args.N, args.H = 12, 8, 16
+    rng, params, x, y = copying_problem(args.seed, args.delay, args.N, args.H)
     readout = hd.init_linear(args.H, COPY_CLASSES, rng, dtype=np.float64)
     L = x.shape[0]
     recall = np.zeros(L, dtype=bool)
@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     input_lags = (L - 1) - np.arange(COPY_TOKENS)  # lags of the 10 token steps from the last step
 
     out = {"command": command_line("temporal_credit.py", argv),
-           "T": args.T, "L": L, "N": args.N, "H": args.H, "seed": args.seed, "p": args.p, "runs": {}}
+           "delay": args.delay, "L": L, "N": args.N, "H": args.H, "seed": args.seed, "p": args.p, "runs": {}}
     fig, axes = plt.subplots(2, len(args.scales), figsize=(5 * len(args.scales), 7.5), squeeze=False)
     for m, s in enumerate(args.scales):
         cache = hd.lstm_forward(scale_params(params, s, "Wh"), x)[1]
@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
                     ax.axvspan(input_lags.min(), input_lags.max(), color="gold", alpha=0.3, lw=0)
                     what = "||dL/dc_t||" if quantity == "dc" else "step-t term of the LSTM gradient"
                     ax.set_title(f"Wh x {s:g}: " + what, fontsize="medium")
-    fig.suptitle(f"Copying task, loss on the recall steps, T={args.T}, N={args.N}, H={args.H} "
+    fig.suptitle(f"Copying task, loss on the recall steps, delay={args.delay}, N={args.N}, H={args.H} "
                  f"(shaded: the input token steps)", fontsize="medium")
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)

@@ -179,7 +179,7 @@ def test_wh_zero_answer_is_computed_not_stored():
 # ---------------------------------------------------------------------------------------------
 
 # a configuration where the cell share falls steeply around s = 4 (seed 0 of notebook 03's full sweep)
-SWEEP = hd.SuppressionConfig(scales=(2.0, 2.8284, 5.6569), seeds=(0,), T=50, N=20, H=64, ps=(0.5,))
+SWEEP = hd.SuppressionConfig(scales=(2.0, 2.8284, 5.6569), seeds=(0,), delay=50, N=20, H=64, ps=(0.5,))
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_ratio_at_4_interpolated_and_exact_answers_pass(sweep, capsys):
     share = sweep.ratio("cell/total", "all").mean(axis=0)
     interp = float(np.exp(np.interp(np.log(4.0), np.log(sweep.scales), np.log(share))))
     exact = nb03.ratios_at_scale(SWEEP)["plain"]
-    direct = hd.suppression_sweep(hd.SuppressionConfig(scales=(4.0,), seeds=(0,), T=50, N=20, H=64, ps=()))
+    direct = hd.suppression_sweep(hd.SuppressionConfig(scales=(4.0,), seeds=(0,), delay=50, N=20, H=64, ps=()))
     assert exact == pytest.approx(float(direct.ratio("cell/total", "all")[0, 0]), rel=1e-12)
     assert 0.2 < exact < 0.7  # a moderate share: s = 4 is on the steep part of the curve
     nb03.check_ratio_at_scale_4(interp, SWEEP)
@@ -226,7 +226,7 @@ def test_ratio_at_4_bad_input():
     with pytest.raises(ExerciseError, match="must be a positive number"):
         nb03.check_ratio_at_scale_4(-0.3, SWEEP)
     with pytest.raises(ExerciseError, match="SuppressionConfig"):
-        nb03.check_ratio_at_scale_4(0.3, {"T": 50})
+        nb03.check_ratio_at_scale_4(0.3, {"delay": 50})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def _credit():
 
 
 def test_ratio_plots(ax):
-    res = suppression_sweep(SuppressionConfig(scales=(0.5, 2.0, 8.0), seeds=(0, 1), T=5, N=4, H=4))
+    res = suppression_sweep(SuppressionConfig(scales=(0.5, 2.0, 8.0), seeds=(0, 1), delay=5, N=4, H=4))
     assert plots.plot_ratio_vs_scale(ax, res, "cell/h", "Wh.f") is ax
     assert ax.get_xscale() == "log" and len(ax.lines) == len(res.variants)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), res.ratio("cell/h", "Wh.f").mean(0))
@@ -111,6 +111,7 @@ def test_analysis_suppression_quick(tmp_path):
     data = _check_outputs(tmp_path, "suppression")
     assert data == json.loads(json.dumps(out))
     for w in ("Wh", "all"):
+        assert data[w]["config"]["delay"] == 10 and "T" not in data[w]["config"]
         r = data[w]["ratios"]["cell/total"]["all"]
         assert set(r) == {"plain", "p=0.25", "p=0.5"}
         mean = np.array(r["plain"]["mean"])
@@ -118,10 +119,21 @@ def test_analysis_suppression_quick(tmp_path):
         assert r["p=0.5"]["mean"][-1] > mean[-1]  # h-detach raises the cell share at the largest scale
 
 
+def test_analysis_delay_option():
+    """The weight-scale scripts take --delay; --T, its old name, still works and is not in the help."""
+    for name in ("suppression", "temporal_credit", "jacobian_products"):
+        parser = _load(name).build_parser()
+        assert parser.parse_args(["--out", "o"]).delay == 100
+        assert parser.parse_args(["--out", "o", "--delay", "7"]).delay == 7
+        assert parser.parse_args(["--out", "o", "--T", "7"]).delay == 7
+        assert "--delay" in parser.format_help() and "--T" not in parser.format_help()
+
+
 def test_analysis_temporal_credit_quick(tmp_path):
     _load("temporal_credit").main(["--quick", "--out", str(tmp_path)])
     data = _check_outputs(tmp_path, "temporal_credit")
     L = data["L"]
+    assert data["delay"] == 12 and L == data["delay"] + 20 and "T" not in data
     for run in data["runs"].values():
         c = run["credit"]
         assert c["lags"] == list(range(L)) and c["ref_step"] == L - 1
@@ -133,6 +145,7 @@ def test_analysis_temporal_credit_quick(tmp_path):
 def test_analysis_jacobian_products_quick(tmp_path):
     _load("jacobian_products").main(["--quick", "--out", str(tmp_path)])
     data = _check_outputs(tmp_path, "jacobian_products")
+    assert data["delay"] == 10 and data["L"] == data["delay"] + 20 and "T" not in data
     for run in data["runs"].values():
         assert run["lambdas"] == [0.0, 0.5, 1.0]
         spec, cell = np.array(run["spec"], float), np.array(run["cell_spec"], float)

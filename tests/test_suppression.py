@@ -1,12 +1,15 @@
 """The weight-scale sweep: the suppression trend on a fixed seed, and its configuration."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import hdetach_np as hd
 from hdetach_np.paths.suppression import SuppressionConfig, scale_params, suppression_sweep
 
-SMALL = dict(seeds=(0,), T=10, N=8, H=16)
+SMALL = dict(seeds=(0,), delay=10, N=8, H=16)
 
 
 @pytest.mark.parametrize("weights", ["Wh", "all"])
@@ -25,7 +28,7 @@ def test_cell_share_falls_with_the_weight_scale(weights):
 
 def test_sweep_numbers_are_gradient_paths():
     """One point of the sweep, recomputed by hand."""
-    cfg = SuppressionConfig(scales=(3.0,), seeds=(1,), T=5, N=4, H=6, ps=(0.5,))
+    cfg = SuppressionConfig(scales=(3.0,), seeds=(1,), delay=5, N=4, H=6, ps=(0.5,))
     res = suppression_sweep(cfg)
     rng = np.random.default_rng(1)
     params = hd.init_lstm(1, 6, rng, dtype=np.float64)
@@ -80,4 +83,20 @@ def test_bad_config():
         res.ratio("cell/total", "all", "p=0.5")
     with pytest.raises(ValueError, match="unknown ratio kind"):
         res.ratio("total/cell", "all")
-    assert SuppressionConfig.from_dict({"T": 7}).T == 7
+    assert SuppressionConfig.from_dict({"delay": 7}).delay == 7
+    assert SuppressionConfig.from_dict({"T": 7, "N": 3}) == SuppressionConfig(delay=7, N=3)  # saved before the rename
+    with pytest.raises(ValueError, match="the key \"T\" is the old name of \"delay\""):
+        SuppressionConfig.from_dict({"T": 7, "delay": 8})
+    with pytest.raises(TypeError):
+        SuppressionConfig(T=7)  # the constructor takes the new name only
+
+
+def test_committed_sweep_config_loads():
+    """docs/figures/suppression.json was written when the delay was the key "T": its config still loads."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "figures" / "suppression.json"
+    if not path.exists():
+        pytest.skip(f"{path} is not in this checkout")
+    saved = json.loads(path.read_text())
+    for weights in ("Wh", "all"):
+        cfg = SuppressionConfig.from_dict(saved[weights]["config"])
+        assert cfg.weights == weights and cfg.delay == saved[weights]["config"]["T"]

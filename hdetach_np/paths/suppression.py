@@ -42,9 +42,9 @@ class SuppressionConfig:
     """Settings of a weight-scale sweep (frozen; `from_dict` rejects unknown keys).
 
     scales: positive factors on the weights (a log grid). seeds: one LSTM, readout and batch each.
-    weights: "Wh" (recurrent weights only) or "all" (Wx, Wh and b). task: "copying" (delay T,
-    sequences of T + 20 steps, loss at every step) or "uniform" (T steps of U(0, 1) inputs, a
-    random label among 10, loss at the last step: pixel-MNIST-like statistics). N: batch size;
+    weights: "Wh" (recurrent weights only) or "all" (Wx, Wh and b). task: "copying" (copying
+    delay `delay`, sequences of delay + 20 steps, loss at every step) or "uniform" (`delay` steps of
+    U(0, 1) inputs, a random label among 10, loss at the last step: pixel-MNIST-like statistics). N: batch size;
     H: hidden size; ps: h-detach probabilities for the expected gradient g(1 - p); dtype: float64
     or float32; init: the `init_lstm` scheme.
     """
@@ -53,7 +53,7 @@ class SuppressionConfig:
     seeds: tuple = (0, 1, 2)
     weights: str = "Wh"
     task: str = "copying"
-    T: int = 100
+    delay: int = 100
     N: int = 50
     H: int = 128
     ps: tuple = (0.25, 0.5)
@@ -76,7 +76,7 @@ class SuppressionConfig:
         object.__setattr__(self, "ps", tuple(check_probability("p", p) for p in ps))
         check_choice("weights", self.weights, WEIGHTS)
         check_choice("task", self.task, TASKS)
-        for name in ("T", "N", "H"):
+        for name in ("delay", "N", "H"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -84,6 +84,12 @@ class SuppressionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SuppressionConfig:
+        """A config from `as_dict`; the key "T" of configs saved before it was named `delay` still loads."""
+        if "T" in d:
+            if "delay" in d:
+                raise ValueError(f"give the delay once: the key \"T\" is the old name of \"delay\", got both "
+                                 f"(T={d['T']!r}, delay={d['delay']!r})")
+            d = {("delay" if k == "T" else k): v for k, v in d.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -105,14 +111,16 @@ def scale_params(params: LSTMParams, s: float, weights: str = "Wh") -> LSTMParam
     return LSTMParams(params.Wx * dt(s), params.Wh * dt(s), params.b * dt(s))
 
 
-def task_batch(task: str, N: int, T: int, rng: np.random.Generator, dtype):
-    """Inputs x (L, N, 1), targets (L, N), number of classes K and the loss steps of a task."""
+def task_batch(task: str, N: int, delay: int, rng: np.random.Generator, dtype):
+    """Inputs x (L, N, 1), targets (L, N), number of classes K and the loss steps of a task.
+
+    L = delay + 20 for "copying" (delay: the copying delay), L = delay for "uniform"."""
     check_choice("task", task, TASKS)
     if task == "copying":
-        x, y = copying_data(N, T, rng, dtype=dtype)
+        x, y = copying_data(N, delay, rng, dtype=dtype)
         return x, y, COPY_CLASSES, "all"
-    x = rng.random((T, N, 1)).astype(dtype)
-    y = rng.integers(0, 10, size=(T, N))
+    x = rng.random((delay, N, 1)).astype(dtype)
+    y = rng.integers(0, 10, size=(delay, N))
     return x, y, 10, "last"
 
 
@@ -196,7 +204,7 @@ def suppression_sweep(config: SuppressionConfig | None = None, progress: bool = 
         if a not in base:
             rng = np.random.default_rng(cfg.seeds[a])
             params = init_lstm(1, cfg.H, rng, dtype=dt, scheme=cfg.init)
-            x, y, K, steps = task_batch(cfg.task, cfg.N, cfg.T, rng, dt)
+            x, y, K, steps = task_batch(cfg.task, cfg.N, cfg.delay, rng, dt)
             readout = init_linear(cfg.H, K, rng, dtype=dt)
             base = {a: (params, x, y, steps, readout)}
         params, x, y, steps, readout = base[a]
