@@ -191,7 +191,7 @@ def _suppression_stage(s: DemoSettings, seed: int, show: bool):
 
     scales = tuple(float(x) for x in np.geomspace(s.sup_smin, s.sup_smax, s.sup_nscales).round(6))
     cfg = SuppressionConfig(scales=scales, seeds=tuple(range(seed, seed + s.sup_seeds)), weights="Wh",
-                            task="copying", T=s.sup_delay, N=s.sup_N, H=s.sup_H, ps=SUPPRESSION_PS, dtype="float64")
+                            task="copying", delay=s.sup_delay, N=s.sup_N, H=s.sup_H, ps=SUPPRESSION_PS, dtype="float64")
     res = suppression_sweep(cfg, progress=show)
     share = res.summary("cell/total", "all")
     geo = lambda part: np.exp(np.mean(np.log(res.norms["plain"][part]["all"]), axis=0))

@@ -36,7 +36,8 @@ def suppression_figure(res, cfg, path: Path):
     axes[0].set_ylim(max(1e-30, axes[0].get_ylim()[0]), 2)
     plot_norms_vs_scale(axes[1], res, "all", "plain")
     axes[1].set_title("norms of the parts (plain gradient, geometric mean over seeds)", fontsize="medium")
-    fig.suptitle(f"Suppression of the cell path as Wh grows: copying batch, T={cfg.T} (sequences of {cfg.T + 20}), "
+    fig.suptitle(f"Suppression of the cell path as Wh grows: copying batch, delay {cfg.delay} "
+                 f"(sequences of {cfg.delay + 20}), "
                  f"N={cfg.N}, H={cfg.H}, {len(cfg.seeds)} seeds (line: mean, band: min-max)", fontsize="medium")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -112,7 +113,7 @@ def summary_markdown(r: dict) -> str:
          f"one BLAS thread per process, {r['workers']} training runs at a time.  ",
          "Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ".", "",
          "## 1. Suppression of the cell path by large recurrent weights", "", "![suppression](suppression.png)", "",
-         f"One batch of the copying task (delay T = {sc['T']}, sequences of {sc['T'] + 20} steps, loss at every "
+         f"One batch of the copying task (delay {sc['delay']}, sequences of {sc['delay'] + 20} steps, loss at every "
          f"step), N = {sc['N']}, H = {sc['H']}, original initialisation, float64, "
          f"seeds {', '.join(map(str, sc['seeds']))}; "
          "the recurrent weights Wh multiplied by s. Mean over seeds of ||g_cell|| / ||g_total|| for the LSTM "

@@ -1,6 +1,6 @@
 """Subcommands `sweep` and `report` of the `hdetach-np` command line.
 
-    hdetach-np sweep copying --T 10 --hidden 32 --epochs 20 --grid p=0,0.25,0.5 --seeds 0-4 --out runs/sw
+    hdetach-np sweep copying --delay 10 --hidden 32 --epochs 20 --grid p=0,0.25,0.5 --seeds 0-4 --out runs/sw
     hdetach-np sweep --grid-file grid.toml --out runs/sw --scheduler tcp://10.0.0.5:8786
     hdetach-np report runs/sw              # report.md, report.json, report.png in runs/sw
 
