@@ -1,7 +1,7 @@
 """Sweeps: training runs over a grid of config values, on local processes or a Dask cluster.
 
     from hdetach_np.training.sweep import run_sweep
-    results = run_sweep("runs/copy-T10", base={"task": "copying", "T": 10, "epochs": 20},
+    results = run_sweep("runs/copy-d10", base={"task": "copying", "delay": 10, "epochs": 20},
                         grid={"p": [0.0, 0.25, 0.5], "seed": range(5)}, workers=2)
     results["p=0.25,seed=3"]["status"]          # "trained", "resumed", "reused", "diverged", ...
 
