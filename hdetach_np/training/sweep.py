@@ -235,7 +235,8 @@ def execute(name: str, config: dict, run_dir, replace: bool = False, data_dir=No
 def run_outcome(run_dir) -> dict:
     """iteration, train_seconds, best and final validation accuracy of a run folder (None if absent)."""
     if run_dir is None:
-        return {"iteration": None, "train_seconds": None, "best_accuracy": None, "final_accuracy": None}
+        return {"iteration": None, "train_seconds": None, "best_accuracy": None, "best_iteration": None,
+                "final_accuracy": None}
     run = Path(run_dir)
     try:
         summary = runs.read_json(run / runs.SUMMARY)
@@ -247,7 +248,8 @@ def run_outcome(run_dir) -> dict:
         evals = []
     best = summary.get("best") or {}
     return {"iteration": summary.get("iteration"), "train_seconds": summary.get("seconds"),
-            "best_accuracy": best.get("accuracy"), "final_accuracy": evals[-1].get("accuracy") if evals else None}
+            "best_accuracy": best.get("accuracy"), "best_iteration": best.get("iteration"),
+            "final_accuracy": evals[-1].get("accuracy") if evals else None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +357,8 @@ def run_many(plan, root, *, workers: int = 2, scheduler: str | None = None, repl
 def _accuracy_text(res: dict) -> str:
     if res.get("best_accuracy") is None:
         return ""
-    return f", best valid accuracy {res['best_accuracy']:.4f} at iteration {res['iteration']}"
+    return (f", best valid accuracy {res['best_accuracy']:.4f} at iteration {res.get('best_iteration')} "
+            f"(stopped at {res['iteration']})")
 
 
 def _duration(seconds: float) -> str:
