@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     axes[0].set_title(f"c-detach vs h-detach (p={args.p:g}), with clipping", fontsize="medium")
     ex.plot_accuracy_groups(axes[1], {t: groups[t] for t in list(groups)[:2] + list(groups)[3:]})
     axes[1].set_title("with and without gradient clipping", fontsize="medium")
-    fig.suptitle(f"Copying T={base['delay']}, hidden {base['hidden']}, one-hot input, Adam lr {base['lr']:g}, "
+    fig.suptitle(f"Copying, delay {base['delay']}, hidden {base['hidden']}, one-hot input, Adam lr {base['lr']:g}, "
                  f"{len(seeds)} seeds", fontsize="medium")
     fig.tight_layout()
 

@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     axes[0].set_title("validation accuracy (thin: seeds, thick: median)", fontsize="medium")
     ex.plot_loss_groups(axes[1], groups, smooth=5 if args.quick else 50)
     axes[1].set_title("training loss", fontsize="medium")
-    fig.suptitle(f"Copying T={base['delay']}, hidden {base['hidden']}, one-hot input, Adam lr {base['lr']:g}, "
+    fig.suptitle(f"Copying, delay {base['delay']}, hidden {base['hidden']}, one-hot input, Adam lr {base['lr']:g}, "
                  f"batch {base['batch_size']}, clip {base['clip']:g}", fontsize="medium")
     fig.tight_layout()
 

@@ -83,8 +83,8 @@ def main(argv=None) -> dict:
         ax.set_xlabel("iteration")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")
-    fig.suptitle(f"Copying T={base['delay']}, hidden {base['hidden']}: split of the full (unmasked) minibatch gradient "
-                 f"during training, {len(seeds)} seeds", fontsize="medium")
+    fig.suptitle(f"Copying, delay {base['delay']}, hidden {base['hidden']}: split of the full (unmasked) "
+                 f"minibatch gradient during training, {len(seeds)} seeds", fontsize="medium")
     fig.tight_layout()
 
     # table at a few iterations spread over the run

@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
     for ax, lr in zip(axes[0], lrs):
         ex.plot_accuracy_groups(ax, {t.split(", ", 1)[1]: g for t, g in groups.items() if t.startswith(f"lr {lr:g},")})
         ax.set_title(f"Adam lr {lr:g}", fontsize="medium")
-    fig.suptitle(f"Copying T={base['delay']}, hidden {base['hidden']}, one-hot input, {len(seeds)} seeds",
+    fig.suptitle(f"Copying, delay {base['delay']}, hidden {base['hidden']}, one-hot input, {len(seeds)} seeds",
                  fontsize="medium")
     fig.tight_layout()
 

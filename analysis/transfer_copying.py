@@ -73,14 +73,14 @@ def main(argv=None) -> dict:
     ax.set_xticklabels([str(t) for t in Ts])
     ax.set_xlabel("delay T at evaluation")
     ax.set_ylabel("accuracy on the 10 copied tokens")
-    ax.set_title(f"Trained at T={T} (best model per run), {n} sequences per delay; median, band min-max "
+    ax.set_title(f"Trained at delay {T} (best model per run), {n} sequences per delay; median, band min-max "
                  f"over {len(seeds)} seeds", fontsize="small")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
 
     cmd = ex.command_line("transfer_copying.py", argv)
-    table = ex.markdown_table(["variant"] + [f"T={t} ({f}x)" for t, f in zip(Ts, FACTORS)], rows) + \
+    table = ex.markdown_table(["variant"] + [f"delay {t} ({f}x)" for t, f in zip(Ts, FACTORS)], rows) + \
         f"\nAccuracy on the last 10 steps, median (min-max) over {len(seeds)} seeds, {n} sequences per delay.\n"
     data = {"command": cmd, "config": base, "trained_T": T, "eval_T": Ts, "n": n, "seed": 555,
             "seeds": list(seeds), "summary": summary, "wall_seconds_this_call": round(time.perf_counter() - t0, 1)}

@@ -55,12 +55,12 @@ class CopyingData(TaskData):
     classify, last_only = True, False
 
     def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator, delay: int | None = None, tokens=None):
-        self.T = cfg.delay if delay is None else delay  # the copying delay
+        self.delay = cfg.delay if delay is None else delay  # blank steps between the tokens and the marker
         self.one_hot, self.dtype, self.N = cfg.one_hot, np.dtype(cfg.dtype), cfg.batch_size
         self.input_size = COPY_INPUTS if cfg.one_hot else 1
         self.output_size = COPY_CLASSES
-        self.steps = self.T + 20
-        self.acc_steps = copying_accuracy_steps(self.T)
+        self.steps = self.delay + 20
+        self.acc_steps = copying_accuracy_steps(self.delay)
         if tokens is None:
             self.train_tokens, self.valid_tokens = copying_sets(cfg.n_train, cfg.n_valid, data_rng)
             self.splits = {"valid": cfg.n_valid}
@@ -70,12 +70,12 @@ class CopyingData(TaskData):
 
     def train_batch(self, iteration, rng):
         idx = rng.integers(0, self.train_tokens.shape[1], size=self.N)
-        return copying_sequences(self.train_tokens[:, idx], self.T, self.one_hot, self.dtype)
+        return copying_sequences(self.train_tokens[:, idx], self.delay, self.one_hot, self.dtype)
 
     def eval_batches(self, split, batch_size):
         tokens = self.valid_tokens
         for a in range(0, tokens.shape[1], batch_size):
-            yield copying_sequences(tokens[:, a:a + batch_size], self.T, self.one_hot, self.dtype)
+            yield copying_sequences(tokens[:, a:a + batch_size], self.delay, self.one_hot, self.dtype)
 
 
 class AddingData(TaskData):
@@ -84,13 +84,13 @@ class AddingData(TaskData):
     classify, last_only = False, True
 
     def __init__(self, cfg: TrainConfig, data_rng: np.random.Generator):
-        self.T, self.N, self.dtype = cfg.length, cfg.batch_size, np.dtype(cfg.dtype)
+        self.length, self.N, self.dtype = cfg.length, cfg.batch_size, np.dtype(cfg.dtype)
         self.input_size, self.output_size, self.steps = 2, 1, cfg.length
         self.valid = adding_data(cfg.n_valid, cfg.length, data_rng, dtype=self.dtype)
         self.splits = {"valid": cfg.n_valid}
 
     def train_batch(self, iteration, rng):
-        return adding_data(self.N, self.T, rng, dtype=self.dtype)
+        return adding_data(self.N, self.length, rng, dtype=self.dtype)
 
     def eval_batches(self, split, batch_size):
         x, y = self.valid
