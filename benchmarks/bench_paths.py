@@ -39,8 +39,11 @@ CONFIGS = {
 }
 
 
-def make_case(T, N, D, H, steps, seed=0):
-    import hdetach_np as hd
+def make_case(T, N, D, H, steps, seed=0, hd=None):
+    """The adjoints of a readout and softmax cross-entropy on a float32 LSTM, and its cache. hd: the
+    hdetach_np module to use (default: the installed one; compare_versions.py passes another version)."""
+    if hd is None:
+        import hdetach_np as hd
 
     rng = np.random.default_rng(seed)
     params = hd.init_lstm(D, H, rng, dtype=np.float32)

@@ -57,16 +57,11 @@ def load_bench(name: str, hd):
 
 
 def paths_case(hd, T, N, D, H, steps, seed=0):
-    """The adjoints of bench_paths.py: a readout and softmax cross-entropy on a float32 LSTM."""
-    rng = np.random.default_rng(seed)
-    params = hd.init_lstm(D, H, rng, dtype=np.float32)
-    readout = hd.init_linear(H, 10, rng, dtype=np.float32)
-    x = rng.random((T, N, D), dtype=np.float32)
-    y = rng.integers(0, 10, size=(T, N))
-    hs, cache = hd.lstm_forward(params, x)
-    logits, lcache = hd.linear_forward(readout, hs)
-    _, dlogits = hd.softmax_cross_entropy(logits, y, steps=steps)
-    return hd.linear_backward(dlogits, lcache).h, cache
+    """The adjoints of bench_paths.py (its `make_case`), computed with the package `hd`."""
+    spec = importlib.util.spec_from_file_location("bench_paths_for_" + hd.__name__, HERE / "bench_paths.py")
+    bench_paths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_paths)
+    return bench_paths.make_case(T, N, D, H, steps, seed=seed, hd=hd)
 
 
 def variants(bench, hd, quick: bool) -> dict:
