@@ -91,7 +91,7 @@ def _run_check(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from . import demo, export, notebooks, sweep, train
+    from . import data, demo, export, notebooks, plot, sweep, train
 
     parser = Parser(
         prog="hdetach-np",
@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_check(sub)
     notebooks.register(sub)
     train.register(sub)
+    plot.register(sub)
+    data.register(sub)
     demo.register(sub)
     export.register(sub)
     sweep.register(sub)

