@@ -163,7 +163,8 @@ def _alive(pid):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table in /proc (Linux)")
 def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(tmp_path, capsys):
-    args = CLI + ["--epochs", "20", "--iterations-per-epoch", "20", "--checkpoint-every", "5", "--workers", "2"]
+    # runs long enough (a few thousand tiny iterations) that one cannot finish between the check and the kill
+    args = CLI + ["--epochs", "100", "--iterations-per-epoch", "40", "--checkpoint-every", "5", "--workers", "2"]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     cut = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "hdetach_np"] + args + ["--out", str(cut)], cwd=ROOT,
@@ -172,14 +173,18 @@ def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(t
     while time.monotonic() < deadline:  # kill once a run finished and another has a checkpoint but no summary
         done = [n for n in NAMES if (cut / n / runs.SUMMARY).is_file()]
         partial = [n for n in NAMES if (cut / n / runs.CHECKPOINT).is_file() and n not in done]
-        if done and partial:
+        # a run not yet halfway (its history less than half a finished run's): it cannot finish while the
+        # workers notice that their driver is gone
+        early = [n for n in partial if done and (cut / n / runs.HISTORY).is_file()
+                 and (cut / n / runs.HISTORY).stat().st_size < 0.5 * (cut / done[0] / runs.HISTORY).stat().st_size]
+        if early:
+            workers = _children(proc.pid)
+            os.kill(proc.pid, signal.SIGKILL)
             break
         assert proc.poll() is None, "the sweep ended before it could be killed mid-way"
         time.sleep(0.02)
     else:
         pytest.fail("no finished and no partial run within 120 s")
-    workers = _children(proc.pid)
-    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     t0 = time.monotonic()
     while any(_alive(w) for w in workers) and time.monotonic() - t0 < 20:
