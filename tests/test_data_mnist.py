@@ -17,11 +17,11 @@ from hdetach_np.training.data import (
     MNISTSpec,
     default_data_dir,
     load_mnist,
-    prepare_mnist,
     read_idx,
     read_mnist_pkl,
     sha256_array,
 )
+from hdetach_np.training.mnist_sources import prepare_mnist
 
 N_TRAIN, N_VALID, N_TEST, PIX = 6, 2, 3, 4
 

@@ -480,7 +480,7 @@ def test_out_naming_a_file(tmp_path, capsys):
 
 def test_bit_flips_in_gzipped_idx_files_never_escape_as_a_traceback(tmp_path):
     """Every single-bit flip of a gzipped IDX file gives the exact data or one DataError."""
-    from hdetach_np.training import data
+    from hdetach_np.training import data, mnist_sources
 
     rng = np.random.default_rng(0)
     arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, size=(8, 2, 2), dtype=np.uint8),
@@ -509,7 +509,7 @@ def test_bit_flips_in_gzipped_idx_files_never_escape_as_a_traceback(tmp_path):
             bad[i] ^= 1 << bit
             (d / (name + ".gz")).write_bytes(bytes(bad))
             try:
-                path, _ = data.prepare_mnist(d, spec=spec, network=False)
+                path, _ = mnist_sources.prepare_mnist(d, spec=spec, network=False)
             except data.DataError:
                 outcomes["refused"] += 1
                 assert not (d / data.CACHE_NAME).exists()

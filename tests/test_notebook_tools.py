@@ -169,12 +169,12 @@ def test_cli_strip(tmp_path, capsys):
 
 def test_module_command_strip(tmp_path):
     nt.write_notebook(example_nb(), tmp_path / "01_a.ipynb")
-    r = subprocess.run([sys.executable, "-m", "hdetach_np.teaching.notebooks", "strip", str(tmp_path),
+    r = subprocess.run([sys.executable, "-m", "hdetach_np.teaching.notebook_actions", "strip", str(tmp_path),
                         "--out", str(tmp_path / "student")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     expected = nt.strip_solutions(nt.read_notebook(tmp_path / "01_a.ipynb"))
     assert nt.read_notebook(tmp_path / "student" / "01_a.ipynb") == expected
-    r = subprocess.run([sys.executable, "-m", "hdetach_np.teaching.notebooks", "strip", str(tmp_path / "nope"),
+    r = subprocess.run([sys.executable, "-m", "hdetach_np.teaching.notebook_actions", "strip", str(tmp_path / "nope"),
                         "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert r.returncode == 2 and "no such notebook or folder" in r.stderr
 

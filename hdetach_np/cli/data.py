@@ -24,7 +24,8 @@ def register(sub) -> None:
 
 
 def _run_data(args) -> int:
-    from ..training.data import DataError, prepare_mnist
+    from ..training.data import DataError
+    from ..training.mnist_sources import prepare_mnist
 
     try:
         path, source = prepare_mnist(args.dir, network=not args.offline, log=lambda m: print(m, flush=True))

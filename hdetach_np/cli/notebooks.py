@@ -1,5 +1,5 @@
 """Subcommand `notebooks` of the `hdetach-np` command line: student copies and execution of the
-teaching notebooks (the same as `python -m hdetach_np.teaching.notebooks`)."""
+teaching notebooks (the same as `python -m hdetach_np.teaching.notebook_actions`)."""
 
 from __future__ import annotations
 

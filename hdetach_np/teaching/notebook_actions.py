@@ -1,6 +1,6 @@
 """The command-line actions on the teaching notebooks: `strip`, `run`, `nbgrader-metadata`, `launch-links`.
 
-    python -m hdetach_np.teaching.notebooks ACTION ...    # main() below
+    python -m hdetach_np.teaching.notebook_actions ACTION ...    # main() below
     hdetach-np notebooks ACTION ...                       # hdetach_np.cli.notebooks
 
 `add_notebook_actions(parser)` registers the actions on an argparse parser; each action calls the
@@ -135,9 +135,9 @@ def _run_launch_links(args) -> int:
 
 
 def main(argv=None) -> int:
-    """`python -m hdetach_np.teaching.notebooks ACTION ...`; returns the exit status."""
+    """`python -m hdetach_np.teaching.notebook_actions ACTION ...`; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m hdetach_np.teaching.notebooks", allow_abbrev=False,
+        prog="python -m hdetach_np.teaching.notebook_actions", allow_abbrev=False,
         description="Student copies and execution of the hdetach-np teaching notebooks.",
     )
     add_notebook_actions(parser)
@@ -147,3 +147,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"{parser.prog} {args.action}: error: {err}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,9 @@
 """Tools for the teaching notebooks in `notebooks/`: fast mode, student copies, execution.
 
-    python -m hdetach_np.teaching.notebooks strip notebooks/ --out student/   # copies without solutions
-    python -m hdetach_np.teaching.notebooks run notebooks/                   # execute, save the outputs IN PLACE
-    python -m hdetach_np.teaching.notebooks run notebooks/ --out executed/   # ... or into another folder
-    python -m hdetach_np.teaching.notebooks run notebooks/ --fast            # the same with HDETACH_FAST=1
+    python -m hdetach_np.teaching.notebook_actions strip notebooks/ --out student/   # copies without solutions
+    python -m hdetach_np.teaching.notebook_actions run notebooks/                   # execute, save the outputs IN PLACE
+    python -m hdetach_np.teaching.notebook_actions run notebooks/ --out executed/   # ... or into another folder
+    python -m hdetach_np.teaching.notebook_actions run notebooks/ --fast            # the same with HDETACH_FAST=1
 
 (also available as `hdetach-np notebooks strip ...` and `hdetach-np notebooks run ...`; the course
 actions `nbgrader-metadata` and `launch-links` are described in `hdetach_np.teaching.course`).
@@ -21,7 +21,7 @@ Conventions every notebook follows:
   in `hdetach_np.teaching.exercises` (imported as `exercises`, e.g.
   `exercises.check_forget_gate_grad(forget_gate_grad)`), which prints "Correct! ..." or raises
   `ExerciseError` with a hint.
-- Notebooks are committed with the outputs of a full run: `python -m hdetach_np.teaching.notebooks run
+- Notebooks are committed with the outputs of a full run: `python -m hdetach_np.teaching.notebook_actions run
   notebooks/`. tests/test_notebooks.py runs each one in fast mode and checks its student copy.
 
 Stripping and fast mode use only the standard library; `run` needs nbclient and ipykernel
@@ -304,20 +304,3 @@ def run_notebooks(src, fast: bool = False, timeout: float = 600, out=None, force
         write_notebook(nb, dest)
         written.append(dest)
     return written
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: the actions are in notebook_actions.py
-# ---------------------------------------------------------------------------------------------
-
-
-def main(argv=None) -> int:
-    """`python -m hdetach_np.teaching.notebooks ACTION ...` (see `hdetach_np.teaching.notebook_actions`)."""
-    from .notebook_actions import main as actions_main
-
-    return actions_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,9 +11,10 @@
 """
 
 from .config import TrainConfig
-from .data import MNISTData, load_mnist, prepare_mnist
+from .data import MNISTData, load_mnist
 from .guard import TrainingInterrupted
 from .loop import TrainResult, train
+from .mnist_sources import prepare_mnist
 from .model import Model, TrainingDiverged, evaluate, init_model
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import RunFolderBusy, lock_run_folder, read_history

