@@ -24,10 +24,7 @@ from ..lstm import LSTMParams, init_lstm
 from ..paths.split import gradient_paths
 from ..sequence import LSTMCache, lstm_backward, lstm_forward
 from . import runs
-
-PARAM_NAMES = ("lstm.Wx", "lstm.Wh", "lstm.b", "readout.V", "readout.d")  # bias "one"
-PARAM_NAMES_TWO_BIASES = ("lstm.Wx", "lstm.Wh", "lstm.b_ih", "lstm.b_hh", "readout.V", "readout.d")  # bias "two"
-BIASES = ("one", "two")
+from .config import BIASES
 
 
 class TrainingDiverged(RuntimeError):
