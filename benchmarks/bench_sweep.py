@@ -45,17 +45,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from hdetach_np.training import TrainConfig, train  # noqa: E402
 from hdetach_np.training.sweep import run_sweep  # noqa: E402
 
-SMALL = dict(task="copying", T=10, hidden=64, batch_size=100, one_hot=True, lr=3e-3, n_train=10_000, n_valid=500,
+SMALL = dict(task="copying", delay=10, hidden=64, batch_size=100, one_hot=True, lr=3e-3, n_train=10_000, n_valid=500,
              iterations_per_epoch=100, anneal_p=0)
 
 
-def seconds_per_iteration(cfg: dict, iterations: int, mnist=None) -> float:
+def seconds_per_iteration(cfg: dict, iterations: int, mnist=None, preset: str = "laptop") -> float:
     """Median wall seconds of one training iteration on one BLAS thread, over `iterations` iterations
     after 2 warm-up ones: `train` in memory with one iteration per epoch and one validation sequence,
     timed by the "seconds" of its evaluation records (so each time includes validating 1 sequence)."""
     from threadpoolctl import threadpool_limits
 
-    c = TrainConfig.from_dict(dict(cfg, epochs=iterations + 2, iterations_per_epoch=1, n_valid=1, anneal_p=0))
+    c = TrainConfig.from_dict(dict(cfg, epochs=iterations + 2, iterations_per_epoch=1, n_valid=1, anneal_p=0),
+                              preset=preset)
     with threadpool_limits(limits=1, user_api="blas"):
         hist = train(c, mnist=mnist).history
     stamps = [r["seconds"] for r in hist if r.get("split") == "valid"]
@@ -112,16 +113,16 @@ def paper(iterations: int, say=print) -> dict:
     labels = rng.integers(0, 10, n, dtype=np.uint8)
     mnist = MNISTData(imgs, labels, imgs[:100], labels[:100], imgs[:100], labels[:100])
     configs = {
-        "copying T=100, vanilla": dict(task="copying", T=100, p=0.0, n_train=1000, n_valid=100),
-        "copying T=100, p=0.25": dict(task="copying", T=100, p=0.25, n_train=1000, n_valid=100, anneal_p=0),
-        "copying T=300, vanilla": dict(task="copying", T=300, p=0.0, n_train=1000, n_valid=100),
-        "copying T=300, p=0.25": dict(task="copying", T=300, p=0.25, n_train=1000, n_valid=100, anneal_p=0),
+        "copying T=100, vanilla": dict(task="copying", delay=100, p=0.0, n_train=1000, n_valid=100),
+        "copying T=100, p=0.25": dict(task="copying", delay=100, p=0.25, n_train=1000, n_valid=100, anneal_p=0),
+        "copying T=300, vanilla": dict(task="copying", delay=300, p=0.0, n_train=1000, n_valid=100),
+        "copying T=300, p=0.25": dict(task="copying", delay=300, p=0.25, n_train=1000, n_valid=100, anneal_p=0),
         "pixel MNIST 784 steps, vanilla": dict(task="pixel-mnist", n_train=n, n_valid=100, n_test=0),
         "pixel MNIST 784 steps, p=0.25": dict(task="pixel-mnist", p=0.25, n_train=n, n_valid=100, n_test=0, anneal_p=0),
     }
     s_it = {}
     for name, cfg in configs.items():
-        s_it[name] = seconds_per_iteration(cfg, iterations, mnist=mnist)
+        s_it[name] = seconds_per_iteration(cfg, iterations, mnist=mnist, preset="paper")  # the original's settings
         say(f"{name}: {s_it[name]:.3f} s per iteration (one thread)")
     sweeps = {
         "copying (T 100/300 x vanilla, p 0.25, p 0.5 x 5 seeds; 600,000 iterations)":

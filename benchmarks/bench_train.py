@@ -61,7 +61,7 @@ from hdetach_np.training.data import MNISTData  # noqa: E402
 from hdetach_np.training.task_data import make_task_data  # noqa: E402
 
 SETTINGS = {
-    "copying": dict(task="copying", T=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
+    "copying": dict(task="copying", delay=10, hidden=128, one_hot=True, lr=3e-3, batch_size=100, clip=1.0,
                     n_train=100_000, n_valid=500, iterations_per_epoch=100, anneal_p=0, log_paths_every=100, p=0.25),
     "pixel-mnist": dict(task="pixel-mnist", pixels_per_step=1, hidden=128, lr=1e-3, batch_size=100, n_train=2000,
                         n_valid=200, n_test=400, iterations_per_epoch=20, anneal_p=0, p=0.25),

@@ -33,7 +33,7 @@ if {no_watch}:
     def execute_without_watch(*args):
         return real(*args[:-1], None)  # driver_pid=None: no watch on the parent
     sweep.execute = execute_without_watch
-base = dict(task="copying", T=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=100, epochs=8,
+base = dict(task="copying", delay=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=100, epochs=8,
             batch_size=10, one_hot=True, anneal_p=0)
 sweep.run_sweep({out!r}, base, {{"seed": [0, 1, 2, 3]}}, workers=2, say=print)
 """
