@@ -10,9 +10,9 @@ backward pass of all three; float32) is timed at three sizes the toolkit trains:
 with every thread count from 1 to the number of cores, in two conditions: "idle" (nothing started
 by the benchmark) and "busy" (a second process spinning `while True: pass`, saturating one core).
 Within a condition the thread counts are interleaved (1 2 ... then ... 2 1), after a warm-up, and
-the median seconds per iteration is reported with its ratio to the best count. The row "auto" is
-the count `hd.training.resolve_threads("auto")` chooses; the policy is good when that ratio stays
-near 1 in both conditions.
+the median seconds per iteration is reported with its ratio to the best count. In each condition
+`hd.training.resolve_threads("auto")` is asked, as a run would ask it at its start, which count it
+chooses; the policy is good when the ratio of that count stays near 1 in both conditions.
 
 Run from the repository root (numpy and threadpoolctl, both dependencies of hdetach-np):
 
@@ -92,14 +92,21 @@ def run(quick: bool) -> dict:
     cores = os.cpu_count() or 1
     counts = list(range(1, cores + 1))
     repeats, calls = (2, 1) if quick else (7, 3)
-    auto = hd.training.resolve_threads("auto")
-    out = {"cores": cores, "counts": counts, "auto": auto, "repeats": repeats, "calls_per_repeat": calls,
-           "numpy": np.__version__, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "conditions": {}}
+    from threadpoolctl import threadpool_info
+
+    blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture")}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    out = {"cores": cores, "counts": counts, "repeats": repeats, "calls_per_repeat": calls,
+           "numpy": np.__version__, "blas": blas, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+           "conditions": {}}
     for condition in ("idle", "busy"):
         proc = spinner() if condition == "busy" else None
         try:
             time.sleep(1.0 if proc else 0.0)
-            cond = {"load_average_at_start": os.getloadavg()[0], "sizes": {}}
+            busy = hd.training.threads.busy_cores(0.5)
+            auto = hd.training.auto_threads(busy)  # what a run starting now would choose
+            cond = {"load_average_at_start": os.getloadavg()[0], "busy_cores_at_start": busy, "auto": auto,
+                    "sizes": {}}
             for name, size in SIZES.items():
                 if quick:
                     size = {**size, "T": min(size["T"], 20)}
@@ -108,7 +115,8 @@ def run(quick: bool) -> dict:
                 cond["sizes"][name] = {"seconds": {str(n): s for n, s in med.items()},
                                        "ratio_to_best": {str(n): s / best for n, s in med.items()}}
                 print(f"{condition:>5} {name:>10}: " + "  ".join(
-                    f"{n} thread(s) {s * 1e3:8.2f} ms ({s / best:.2f}x best)" for n, s in med.items()), flush=True)
+                    f"{n} thread(s) {s * 1e3:8.2f} ms ({s / best:.2f}x best)" for n, s in med.items())
+                    + f"  auto: {auto}", flush=True)
         finally:
             if proc is not None:
                 proc.terminate()
@@ -120,12 +128,12 @@ def run(quick: bool) -> dict:
 def markdown(res: dict) -> str:
     counts = [str(n) for n in res["counts"]]
     lines = ["| condition | size | " + " | ".join(f"{n} thread(s): ms (x best)" for n in counts)
-             + f" | auto ({res['auto']}) / best |", "|---" * (len(counts) + 3) + "|"]
+             + " | auto chose | auto / best |", "|---" * (len(counts) + 4) + "|"]
     for cond, c in res["conditions"].items():
         for name, r in c["sizes"].items():
             cells = [f"{r['seconds'][n] * 1e3:.2f} ({r['ratio_to_best'][n]:.2f})" for n in counts]
-            lines.append(f"| {cond} (load {c['load_average_at_start']:.1f}) | {name} | " + " | ".join(cells)
-                         + f" | {r['ratio_to_best'][str(res['auto'])]:.2f} |")
+            lines.append(f"| {cond} (other processes: {c['busy_cores_at_start']:.2f} cores) | {name} | "
+                         + " | ".join(cells) + f" | {c['auto']} | {r['ratio_to_best'][str(c['auto'])]:.2f} |")
     return "\n".join(lines)
 
 

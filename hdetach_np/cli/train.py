@@ -19,7 +19,7 @@ from ..masks import PER
 from ..training.config import BIASES, DETACH, DTYPES, LEGACY_T, MNIST_TASKS, PRESETS, TASKS, TrainConfig, field_help
 from ..training.guard import DEFAULT_CHECKPOINT_MINUTES
 from ..training.optim import OPTIMIZERS
-from ..training.threads import blas_threads, describe_threads, parse_threads
+from ..training.threads import blas_threads, describe_threads, parse_threads, recorded_threads
 
 FLAG_ALIASES = {"p": ["--p-detach"], "hidden": ["--lstm-size"]}
 INT_OR_NONE = ("delay", "length", "perm_seed")  # integer keys whose default may be null
@@ -42,9 +42,9 @@ def _threads_type(text: str):
 def add_threads_flag(group, default="auto"):
     """The `--threads` flag of the commands that train or evaluate (the demo fixes its own count)."""
     group.add_argument("--threads", type=_threads_type, default=default, metavar="N|auto",
-                       help="BLAS threads: 'auto' (one thread: at these sizes a second thread gains little on an "
-                       "idle machine and costs several times over when another process keeps a core busy), a count, "
-                       f"or 0 to leave BLAS as it is (default: {default})")
+                       help="BLAS threads: 'auto' (measured at the start: one thread per core that other processes "
+                       "leave free, at most 2; a resumed run keeps the count it started with), a count (1 on a "
+                       f"machine shared with other jobs), or 0 to leave BLAS as it is (default: {default})")
 
 
 def flag(name: str) -> str:
@@ -174,7 +174,7 @@ def _run_train(args) -> int:
     from ..training import TrainingDiverged, train
     from ..training.data import DataError
     from ..training.guard import TrainingInterrupted
-    from ..training.runs import CHECKPOINT, CheckpointError, RunFolderBusy, read_json
+    from ..training.runs import CHECKPOINT, VERSIONS, CheckpointError, RunFolderBusy, read_json
     from . import os_error_hint
 
     if args.stop_after is not None:
@@ -191,12 +191,16 @@ def _run_train(args) -> int:
             raise ValueError(f"the run {run} is a {config.task} run, not {args.task}")
     else:
         run = Path(args.out) if args.out else Path("runs") / f"{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    threads = args.threads
+    if args.resume and threads == "auto" and (run / VERSIONS).is_file():
+        threads = recorded_threads(read_json(run / VERSIONS)) or threads  # continue as the run started
     try:
         # a NaN/inf is reported as one line (TrainingDiverged), not as numpy's warnings before it
-        with blas_threads(args.threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with blas_threads(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if not args.quiet:
                 print(f"run folder: {run}" + (" (resumed)" if args.resume else "") + f"; {config.total_iterations:,} "
-                      f"iterations; threads {describe_threads(args.threads)}", flush=True)
+                      f"iterations; threads {describe_threads(args.threads)}"
+                      + (" as the run started" if threads != args.threads else ""), flush=True)
             res = train(config, run, resume=bool(args.resume), stop_after=args.stop_after, quiet=args.quiet,
                         data_dir=args.data_dir, checkpoint_minutes=args.checkpoint_minutes)
     except TrainingInterrupted as err:

@@ -18,12 +18,12 @@ from .mnist_sources import prepare_mnist
 from .model import Model, TrainingDiverged, evaluate, init_model
 from .optim import SGD, Adam, RMSprop, clip_grad_norm, make_optimizer
 from .runs import RunFolderBusy, lock_run_folder, read_history
-from .threads import AUTO_THREADS, blas_threads, resolve_threads
+from .threads import AUTO_MAX_THREADS, auto_threads, blas_threads, resolve_threads
 from .trained import evaluate_run, load_run, transfer_copying
 
 __all__ = [
-    "AUTO_THREADS", "Adam", "MNISTData", "Model", "RMSprop", "RunFolderBusy", "SGD", "TrainConfig",
-    "TrainResult", "TrainingDiverged", "TrainingInterrupted", "blas_threads", "clip_grad_norm", "evaluate",
-    "evaluate_run", "init_model", "load_mnist", "load_run", "lock_run_folder", "make_optimizer", "prepare_mnist",
-    "read_history", "resolve_threads", "train", "transfer_copying",
+    "AUTO_MAX_THREADS", "Adam", "MNISTData", "Model", "RMSprop", "RunFolderBusy", "SGD", "TrainConfig",
+    "TrainResult", "TrainingDiverged", "TrainingInterrupted", "auto_threads", "blas_threads", "clip_grad_norm",
+    "evaluate", "evaluate_run", "init_model", "load_mnist", "load_run", "lock_run_folder", "make_optimizer",
+    "prepare_mnist", "read_history", "resolve_threads", "train", "transfer_copying",
 ]

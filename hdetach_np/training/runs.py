@@ -138,12 +138,16 @@ def remove_stale_temp_files(run) -> list[Path]:
 
 
 def versions() -> dict:
+    """What a run's results depend on besides its config: Python, numpy, scipy, this package, the
+    platform, and the BLAS (library, kernel family, thread count); written to versions.json."""
     import scipy
 
     from .. import __version__
+    from .threads import blas_summary
 
     return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "hdetach_np": __version__, "platform": platform.platform(), "executable": sys.executable}
+            "hdetach_np": __version__, "platform": platform.platform(), "executable": sys.executable,
+            "blas": blas_summary()}
 
 
 def write_json(path, obj) -> None:
