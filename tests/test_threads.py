@@ -114,3 +114,31 @@ def test_a_run_resumed_with_auto_keeps_the_count_it_started_with(tmp_path, capsy
     assert main(["train", "--resume", str(out)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "threads auto (2 BLAS threads) as the run started" in first, first
+
+
+def test_slowdown_watch_speaks_once_when_a_window_is_much_slower(monkeypatch):
+    from hdetach_np.training import progress
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock["t"])
+
+    def run_windows(watch, per_iteration_ms):
+        lines, k = [watch.after_iteration(0)], 0  # the first call starts the first window
+        for ms in per_iteration_ms:  # one window of 10 iterations each
+            for _ in range(10):
+                k += 1
+                clock["t"] += ms / 1e3
+                lines.append(watch.after_iteration(k))
+        return [line for line in lines if line]
+
+    watch = progress.SlowdownWatch(2, resume_hint="hdetach-np train --resume runs/x", window=10)
+    lines = run_windows(watch, [20, 15, 16, 40, 90, 200, 300])  # 40 ms: 2.7x the fastest, 90 ms: 6x
+    assert len(lines) == 1
+    assert "now 6x slower" in lines[0] and "90 ms against 15 ms" in lines[0]
+    assert "hdetach-np train --resume runs/x --threads 1" in lines[0]
+    assert run_windows(progress.SlowdownWatch(1, window=10), [20, 15, 300]) == []  # one thread: nothing to say
+    watch = progress.SlowdownWatch(2, window=10)
+    assert run_windows(watch, [15]) == []
+    clock["t"] += 100.0  # a long evaluation after the window
+    watch.skip()
+    assert run_windows(watch, [15, 16]) == []

@@ -43,8 +43,9 @@ from .config import ADDED_KEYS, TrainConfig
 from .guard import DEFAULT_CHECKPOINT_MINUTES, check_memory, run_guard
 from .model import Model, TrainingDiverged, evaluate, init_model, loss_and_grads, path_norms
 from .optim import Optimizer, clip_grad_norm, make_optimizer
-from .progress import DurationEstimate
+from .progress import DurationEstimate, SlowdownWatch
 from .task_data import TaskData, make_task_data, task_sizes
+from .threads import blas_summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +98,8 @@ def _train(cfg: TrainConfig, run: Path | None, guard, *, resume, stop_after, qui
     ipe, total = cfg.iterations_per_epoch_resolved, cfg.total_iterations
     stop = total if stop_after is None else min(total, max(stop_after, state.iteration))
     estimate = DurationEstimate(state.iteration, stop)  # one line if the run will take long
+    slowdown = SlowdownWatch(blas_summary()["threads"],  # one line if a second BLAS thread starts to hurt
+                             resume_hint=f"hdetach-np train --resume {run}" if run is not None else None)
     cache, eval_buffers = None, {}  # memory reused by every iteration and every evaluation
     k = epoch = None
     try:
@@ -132,15 +135,17 @@ def _train(cfg: TrainConfig, run: Path | None, guard, *, resume, stop_after, qui
             if paths is not None:
                 log.write({"iteration": k, "paths": {"iteration": k, "norms": paths}})
             log.progress(k, stop, res, state.best)
-            note = estimate.after_iteration(k)
-            if note:
-                log.say(note)
+            for note in (estimate.after_iteration(k), slowdown.after_iteration(k)):
+                if note:
+                    log.say(note)
             # -- at an epoch's end: evaluate, keep the best model, checkpoint
             if k % ipe == 0:
                 state.best = end_of_epoch(cfg, task, state, run, log, eval_buffers)
                 log.checkpoint(state)
+                slowdown.skip()  # evaluations and checkpoints are not training iterations
             elif (cfg.checkpoint_every and k % cfg.checkpoint_every == 0) or guard.checkpoint_due():
                 log.checkpoint(state)
+                slowdown.skip()
             if guard.stop_requested:  # SIGINT/SIGTERM: stop between iterations, checkpoint below
                 break
         if log.last_checkpoint != state.iteration:

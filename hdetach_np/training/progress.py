@@ -49,3 +49,54 @@ class DurationEstimate:
         return (f"expected duration: about {format_duration(seconds)} for the remaining {remaining:,} iterations "
                 f"({per_iteration * 1e3:.0f} ms per iteration measured on {MEASURED}; evaluations come on top). "
                 "To shorten it: fewer --epochs or --iterations-per-epoch, or --stop-after K and later --resume")
+
+
+SLOWDOWN = 3.0  # a window of iterations this many times slower than the fastest one gets one line
+WINDOW = 100  # iterations per timed window
+
+
+class SlowdownWatch:
+    """For a run on more than one BLAS thread: times windows of `window` training iterations and,
+    the first time a window is `factor` times slower than the fastest one so far, returns one line
+    saying why that usually happens (another process took a core, and a waiting BLAS thread spins
+    on the core the run needs) and how to go on with one thread.
+
+        watch = SlowdownWatch(threads=2, resume_hint="hdetach-np train --resume RUN")
+        line = watch.after_iteration(k)   # after each training iteration
+        watch.skip()                      # after work that is not a training iteration (evaluations)
+    """
+
+    def __init__(self, threads: int | None, resume_hint: str | None = None, factor: float = SLOWDOWN,
+                 window: int = WINDOW):
+        self.active = threads is not None and threads > 1
+        self.threads, self.resume_hint, self.factor, self.window = threads, resume_hint, factor, window
+        self.fastest = None  # seconds per iteration of the fastest window so far
+        self._t = self._k = None  # start of the current window: clock and iteration
+
+    def skip(self) -> None:
+        """Start a new window now (the time since the last iteration is not a training iteration's)."""
+        self._t = self._k = None
+
+    def after_iteration(self, k: int) -> str | None:
+        if not self.active:
+            return None
+        now = time.perf_counter()
+        if self._t is None:
+            self._t, self._k = now, k
+            return None
+        if k - self._k < self.window:
+            return None
+        per_iteration = (now - self._t) / (k - self._k)
+        self._t, self._k = now, k
+        if self.fastest is None or per_iteration < self.fastest:
+            self.fastest = per_iteration
+            return None
+        if per_iteration <= self.factor * self.fastest:
+            return None
+        self.active = False  # one line per run
+        how = (f"Ctrl-C (it writes a checkpoint), then {self.resume_hint} --threads 1" if self.resume_hint
+               else "rerun with --threads 1")
+        return (f"iterations are now {per_iteration / self.fastest:.0f}x slower than earlier in this run "
+                f"({per_iteration * 1e3:.0f} ms against {self.fastest * 1e3:.0f} ms) on {self.threads} BLAS "
+                "threads: another process probably took a core, and a waiting BLAS thread spins on the core this "
+                f"run needs. To go on with one thread: {how} (the last bits of later results may differ)")
