@@ -230,11 +230,11 @@ def plot_transfer(ax, summary: dict, delay_of: dict, factors, title: str):
     n_groups = len(summary["groups"])
     for g, (label, s) in enumerate(summary["groups"].items()):
         x = np.array([f * delay_of[label] for f in factors], dtype=float)
-        (line,) = ax.plot(x, s["median"], marker="o", lw=2, label=f"{label} (median of {len(s['per_seed'])})")
+        (line,) = ax.plot(x, s["median"], marker="o", ms=5, lw=2, label=f"{label} (median of {len(s['per_seed'])})")
         ax.fill_between(x, s["min"], s["max"], color=line.get_color(), alpha=0.12, lw=0)
-        nudge = 1 + 0.035 * (g - (n_groups - 1) / 2)
+        nudge = 1 + 0.06 * (g - (n_groups - 1) / 2)
         for acc in s["per_seed"].values():
-            ax.plot(x * nudge, acc, ls="none", marker=".", ms=4, alpha=0.35, color=line.get_color())
+            ax.plot(x * nudge, acc, ls="none", marker="o", ms=3, alpha=0.4, mew=0, color=line.get_color(), zorder=3)
     ax.axhline(1 / 8, color="grey", ls=":", lw=1, label="chance (1/8)")
     ax.set_xscale("log")
     ticks = sorted({f * d for d in delay_of.values() for f in factors})
@@ -331,16 +331,25 @@ def main(argv=None) -> dict:
     plot_median_band(axes[0], {k: [r["history"] for r in rs] for k, rs in groups.items()}, thresholds=ex.THRESHOLDS)
     axes[0].set_ylim(0, 1.02)
     axes[0].set_ylabel("validation accuracy")
-    axes[0].set_title(
-        f"validation accuracy: median, quartiles, min-max ({seeds});\ndotted: 50%, 90%, 99%", fontsize="medium"
-    )
+    for level in ex.THRESHOLDS:
+        axes[0].annotate(
+            f"{level:.0%}",
+            (1, level),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color="grey",
+        )
+    axes[0].set_title(f"validation accuracy: median, quartiles, min-max over seeds\n{seeds}", fontsize="medium")
     plot_transfer(
         axes[1],
         transfer,
         delay_of,
         args.factors,
-        f"best model of each run at longer delays, {n} sequences per delay;\nmedian, band min-max, "
-        f"dots: the seeds ({seeds})",
+        f"best model of each run at longer delays ({n} sequences per delay)\n"
+        f"median, band min-max, dots: the seeds; {seeds}",
     )
     fig.suptitle(f"Copying, {setting} (sweep {sweep})", fontsize="medium")
     fig.tight_layout()
