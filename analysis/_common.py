@@ -319,3 +319,13 @@ def command_line(script: str, argv) -> str:
     import sys
 
     return f"python analysis/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def script_main(main) -> None:
+    """Run a script's main() from the shell: bad input (ValueError) ends in one line and exit 1."""
+    import sys
+
+    try:
+        main()
+    except ValueError as err:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {err}")

@@ -122,3 +122,125 @@ def test_a_longer_run_starts_as_the_shorter_one():
     longer = hd.training.train(hd.training.TrainConfig.from_dict(dict(ex.COPYING_QUICK, p=0.5, epochs=3)))
     assert len(short.history) > 10
     assert strip(short.history) == strip([r for r in longer.history if r["iteration"] <= short.iteration])
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis/copying_seeds.py: many seeds from a sweep folder
+# ---------------------------------------------------------------------------------------------
+
+
+def _p_values(data):
+    """Every p-value of copying_seeds' JSON: convergence metrics and transfer delays."""
+    conv = [c["p_value"] for comp in data["convergence"]["comparisons"].values() for c in comp.values()]
+    return conv + [c["p_value"] for comp in data["transfer"]["comparisons"].values() for c in comp]
+
+
+def test_copying_seeds_quick_and_partial_sweep(tmp_path):
+    mod = _load("copying_seeds")
+    out = tmp_path / "quick"
+    data = mod.main(["--quick", "--out", str(out)])
+    png, js, md = (out / f"copying_seeds.{e}" for e in ("png", "json", "md"))
+    assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
+    saved = json.loads(js.read_text())
+    assert set(saved) == set(data) and saved["command"].startswith("python analysis/copying_seeds.py --quick")
+    groups = ["p=0", "p=0.25", "p=0.5"]
+    assert list(saved["convergence"]["groups"]) == groups and list(saved["transfer"]["groups"]) == groups
+    assert saved["reference"] == "p=0" and list(saved["transfer"]["comparisons"]) == groups[1:]
+    assert saved["sweep_grid"] == {"p": [0.0, 0.25, 0.5], "seed": [0, 1, 2]}
+    assert saved["status_lines"] == [f"{g}: 3 of 3 seeds complete" for g in groups]
+    ps = _p_values(saved)
+    assert len(ps) == 2 * (5 + 5) and all(0 <= p <= 1 for p in ps)
+    acc = saved["transfer"]["groups"]["p=0.5"]["per_seed"]
+    assert sorted(acc) == ["0", "1", "2"] and all(len(a) == 5 and all(0 <= v <= 1 for v in a) for a in acc.values())
+    assert saved["transfer"]["delays"]["p=0"] == [2, 4, 8, 20, 40]
+    assert saved["train_seconds_total"] > 0 and md.read_text().count("|") > 50
+
+    # a partial sweep: one run stopped early, one planned but never started
+    sweep_dir = out / "sweep"
+    stopped = sweep_dir / "p=0.25,seed=1"
+    runs_mod = sweep.runs
+    runs_mod.write_json(stopped / runs_mod.SUMMARY, {"iteration": 10, "complete": False, "seconds": 1.0})
+    history = [r for r in runs_mod.read_history(stopped) if r["iteration"] <= 10]
+    (stopped / runs_mod.HISTORY).write_text("".join(json.dumps(r) + "\n" for r in history))
+    manifest = sweep.read_manifest(sweep_dir)
+    extra = sweep.grid_runs(ex.COPYING_QUICK, {"p": [0.5], "seed": [3]})[0]
+    manifest["runs"][extra.name] = {"point": extra.point, "config": extra.config}
+    runs_mod.write_json(sweep_dir / sweep.MANIFEST, manifest)
+    part = mod.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "part"), "--n", "20", "--factors", "1", "3",
+                     "--workers", "1"])
+    assert part["status_lines"] == ["p=0: 3 of 3 seeds complete",
+                                    "p=0.25: 2 of 3 seeds complete; seed 1 at iteration 10 of 15 (running or stopped)",
+                                    "p=0.5: 3 of 4 seeds complete; seed 3 not started"]
+    assert [r["seed"] for r in part["convergence"]["groups"]["p=0.25"]["runs"]] == [0, 2]
+    assert list(part["transfer"]["groups"]["p=0.25"]["per_seed"]) == [0, 2]
+    assert part["transfer"]["delays"]["p=0.5"] == [2, 6]
+    assert "p=0.25: 2 of 3 seeds complete" in (tmp_path / "part" / "copying_seeds.md").read_text()
+
+
+def _fake_sweep(root: Path, reach90: dict) -> Path:
+    """A sweep folder of finished fake copying runs, {p: [iteration first at 90% per seed]}:
+    validation accuracy 0.5 every 100 iterations up to that iteration, 0.95 from then on."""
+    base = dict(ex.COPYING_QUICK, epochs=20, iterations_per_epoch=100)
+    manifest = {"format": 1, "runs": {}, "invocations": [{"command": "made by hand"}], "base": base,
+                "grid": {"p": list(reach90), "seed": list(range(max(map(len, reach90.values()))))}}
+    for p, iterations in reach90.items():
+        for seed, first in enumerate(iterations):
+            run = sweep.grid_runs(base, {"p": [p], "seed": [seed]})[0]
+            manifest["runs"][run.name] = {"point": run.point, "config": run.config}
+            d = root / run.name
+            d.mkdir(parents=True)
+            sweep.runs.write_json(d / sweep.runs.CONFIG, run.config)
+            sweep.runs.write_json(d / sweep.runs.SUMMARY, {"iteration": 2000, "complete": True, "seconds": 2.0})
+            hist = [{"iteration": it, "split": "valid", "accuracy": 0.95 if it >= first else 0.5}
+                    for it in range(100, 2001, 100)]
+            (d / sweep.runs.HISTORY).write_text("".join(json.dumps(h) + "\n" for h in hist))
+    sweep.runs.write_json(root / sweep.MANIFEST, manifest)
+    return root
+
+
+def test_copying_seeds_statistics_on_known_cases(tmp_path):
+    from math import comb
+
+    mod = _load("copying_seeds")
+    # h-detach (listed first) reaches 90% before every vanilla seed: U = 0, the exact two-sided
+    # Mann-Whitney p-value is its minimum 2 / C(9, 4) for 5 against 4 seeds, and r = -1
+    found = mod.read_sweep(_fake_sweep(tmp_path / "sw", {0.5: [300, 400, 500, 600, 700], 0.0: [1500, 1600, 1700, 1800]}))
+    assert found["reference"] == "p=0" and list(found["groups"]) == ["p=0", "p=0.5"]
+    conv = report.summarize_groups(found["groups"])
+    c90 = conv["comparisons"]["p=0.5"]["it_to_0.9"]
+    assert (c90["U"], c90["rank_biserial"]) == (0.0, -1.0)
+    assert c90["p_value"] == pytest.approx(2 / comb(9, 4), rel=1e-12)
+    assert conv["groups"]["p=0.5"]["it_to_0.9"]["median"] == 500 and conv["groups"]["p=0"]["it_to_0.9"]["median"] == 1650
+    assert conv["comparisons"]["p=0.5"]["it_to_0.5"]["p_value"] == 1.0  # every seed at 50% from the first evaluation
+    assert found["status"]["p=0"] == {"planned": 4, "complete": [0, 1, 2, 3], "incomplete": []}
+
+    # transfer: every seed of the group more accurate than every reference seed at the second delay
+    acc = {"p=0": {0: [1.0, 0.2], 1: [1.0, 0.3], 2: [0.9, 0.25], 3: [1.0, 0.22]},
+           "p=0.5": {s: [1.0, a] for s, a in enumerate([0.9, 0.8, 0.85, 0.95, 0.7])}}
+    tr = mod.transfer_summary(acc, "p=0")
+    first, second = tr["comparisons"]["p=0.5"]
+    assert second["p_value"] == pytest.approx(2 / comb(9, 4), rel=1e-12) and second["rank_biserial"] == 1.0
+    assert 0 <= first["p_value"] <= 1 and first["rank_biserial"] > 0  # ties: asymptotic p, r from U
+    assert list(tr["groups"]["p=0.5"]["median"]) == [1.0, 0.85] and list(tr["groups"]["p=0"]["min"]) == [0.9, 0.2]
+    table = mod.transfer_table(tr, [1, 4], {"p=0": 2, "p=0.5": 2})
+    assert "delay 8 (4x)" in table and f"p {2 / comb(9, 4):.4f}, r +1.00" in table
+
+
+def test_copying_seeds_errors(tmp_path):
+    import subprocess
+
+    mod = _load("copying_seeds")
+    with pytest.raises(ValueError, match="not a sweep folder"):
+        mod.main(["--sweep", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="--sweep SWEEP .* or --quick"):
+        mod.main(["--out", str(tmp_path / "o")])
+    sw = _fake_sweep(tmp_path / "sw", {0.0: [300]})
+    sweep.runs.write_json(sw / "p=0,seed=0" / sweep.runs.SUMMARY, {"iteration": 700, "complete": False})
+    with pytest.raises(ValueError, match=r"no complete run yet \(0 of 1\)"):
+        mod.main(["--sweep", str(sw), "--out", str(tmp_path / "o")])
+    # from the shell: one line and exit status 1
+    res = subprocess.run([sys.executable, str(ROOT / "analysis" / "copying_seeds.py"), "--sweep", str(tmp_path),
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [f"copying_seeds.py: error: {tmp_path} is not a sweep folder (no "
+                                               "sweep.json); give a folder made by `hdetach-np sweep`"]

@@ -211,11 +211,20 @@ METRIC_TEXT = {"final_accuracy": "final valid acc.", "best_accuracy": "best vali
                **{f"it_to_{th:g}": f"iterations to {th:.0%}" for th in THRESHOLDS}}
 
 
+def group_label(point: dict) -> str:
+    """The group of a sweep's grid point: its values except the seed ('p=0.25'), or 'all' when
+    only the seed varies."""
+    from .sweep import run_name
+
+    rest = {k: v for k, v in point.items() if k != "seed"}
+    return run_name(rest) if rest else "all"
+
+
 def sweep_groups(sweep_dir) -> dict:
     """{group label: [{"name", "point", "seed", "history"}]} of a sweep folder's runs that have a
     history and the config the manifest lists for them, grouped by their grid values except the
     seed (label 'all' when only seeds vary), in the manifest's order."""
-    from .sweep import folder_state, read_manifest, run_name
+    from .sweep import folder_state, read_manifest
 
     sweep = Path(sweep_dir)
     groups = {}
@@ -225,8 +234,7 @@ def sweep_groups(sweep_dir) -> dict:
             continue
         if not (sweep / name / runs.HISTORY).is_file():
             continue
-        rest = {k: v for k, v in point.items() if k != "seed"}
-        label = run_name(rest) if rest else "all"
+        label = group_label(point)
         groups.setdefault(label, []).append({"name": name, "point": point, "seed": point.get("seed"),
                                              "history": runs.read_history(sweep / name)})
     return groups
