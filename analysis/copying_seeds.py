@@ -201,7 +201,7 @@ def transfer_summary(acc: dict, reference: str) -> dict:
 def transfer_table(summary: dict, factors, delay_of: dict) -> str:
     """Markdown: per group, per factor 'median (min-max)', and for the groups other than the
     reference 'p, r' of the comparison."""
-    from hdetach_np.training.report import fmt, markdown_table
+    from hdetach_np.training.report import fmt_p, markdown_table
 
     delays = set(delay_of.values())
     header = ["group", "seeds"] + [
@@ -214,13 +214,14 @@ def transfer_table(summary: dict, factors, delay_of: dict) -> str:
         for k in range(len(factors)):
             cell = f"{g['median'][k]:.3f} ({g['min'][k]:.3f}-{g['max'][k]:.3f})"
             if comp is not None:
-                cell += f"; p {fmt(comp[k]['p_value'], 4)}, r {comp[k]['rank_biserial']:+.2f}"
+                cell += f"; p {fmt_p(comp[k]['p_value'])}, r {comp[k]['rank_biserial']:+.2f}"
             cells.append(cell)
         rows.append([label, len(g["per_seed"])] + cells)
     return markdown_table(header, rows) + (
         "\nAccuracy on the 10 recalled tokens of the best model of each run: median (min-max) over seeds. "
         f"p, r: each group against `{summary['reference']}`, two-sided Mann-Whitney U test over seeds and "
-        "rank-biserial r = 2 CL - 1 (r > 0: the group is more accurate).\n"
+        "rank-biserial r = 2 CL - 1 (r > 0: the group is more accurate); p exact without ties, else the "
+        "normal approximation with tie correction.\n"
     )
 
 

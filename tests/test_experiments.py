@@ -223,7 +223,7 @@ def test_copying_seeds_statistics_on_known_cases(tmp_path):
     assert 0 <= first["p_value"] <= 1 and first["rank_biserial"] > 0  # ties: asymptotic p, r from U
     assert list(tr["groups"]["p=0.5"]["median"]) == [1.0, 0.85] and list(tr["groups"]["p=0"]["min"]) == [0.9, 0.2]
     table = mod.transfer_table(tr, [1, 4], {"p=0": 2, "p=0.5": 2})
-    assert "delay 8 (4x)" in table and f"p {2 / comb(9, 4):.4f}, r +1.00" in table
+    assert "delay 8 (4x)" in table and f"p {2 / comb(9, 4):.3f}, r +1.00" in table
 
 
 def test_copying_seeds_errors(tmp_path):

@@ -238,8 +238,10 @@ def test_the_report_statistics_on_hand_made_histories(tmp_path):
         a = [r[m] for r in s["groups"]["p=0.5"]["runs"]]
         b = [r[m] for r in g["runs"]]
         c = s["comparisons"]["p=0.5"][m]
+        values = [math.inf if v is None else v for v in a + b]
+        assert c["method"] == ("exact" if len(set(values)) == len(values) else "asymptotic")
         want = mannwhitneyu([math.inf if v is None else v for v in a], [math.inf if v is None else v for v in b],
-                            alternative="two-sided")
+                            alternative="two-sided", method=c["method"])
         assert c["U"] == want.statistic and c["p_value"] == pytest.approx(want.pvalue, rel=1e-12)
         inf = [math.inf if v is None else v for v in a], [math.inf if v is None else v for v in b]
         wins = sum((x > y) + 0.5 * (x == y) for x in inf[0] for y in inf[1])  # CL by counting pairs
@@ -250,6 +252,15 @@ def test_the_report_statistics_on_hand_made_histories(tmp_path):
     assert final["U"] == 11.0 and final["cl"] == pytest.approx(11 / 12) and final["rank_biserial"] == pytest.approx(5 / 6)
     md = report.report_markdown(s)
     assert "| p=0.5 | 4 |" in md and "Mann-Whitney" in md
+
+
+def test_the_p_value_is_exact_without_ties_at_ten_seeds_and_corrected_with_them():
+    faster = report.compare(list(range(10)), [v + 10.5 for v in range(10)])  # every seed of a below every seed of b
+    assert faster["method"] == "exact" and faster["U"] == 0 and faster["rank_biserial"] == -1
+    assert faster["p_value"] == pytest.approx(2 / math.comb(20, 10), rel=1e-9)  # 1.1e-5: the smallest possible
+    tied = report.compare([1.0] * 6 + [0.9, 0.8, 0.95, 0.97], [0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92, 0.93, 1.0, None])
+    assert tied["method"] == "asymptotic" and 0 < tied["p_value"] < 1
+    assert report.fmt_p(faster["p_value"]) == "1.1e-05" and report.fmt_p(0.0432) == "0.043" and report.fmt_p(None) == "-"
 
 
 def test_report_command_writes_markdown_json_and_png(tmp_path, capsys):

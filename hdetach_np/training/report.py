@@ -13,7 +13,10 @@ Each group is compared with the first one (the reference) by a two-sided Mann-Wh
 (`scipy.stats.mannwhitneyu`), with two effect sizes that say the same thing on two scales: the
 common-language effect size CL = U / (n1 n2), the probability that a seed of the group has a larger
 value than a seed of the reference (ties count half), and the rank-biserial correlation r = 2 CL - 1
-in [-1, 1]. With 5 seeds per group the smallest possible two-sided p-value is 2/252 = 0.008.
+in [-1, 1]. With 5 seeds per group the smallest possible two-sided p-value is 2/252 = 0.008, with
+10 it is 2/184,756 = 1.1e-5. The p-value is exact when no value repeats; with ties (seeds that never
+reached a level, accuracies of exactly 1) it comes from the normal approximation with tie and
+continuity corrections.
 """
 
 from __future__ import annotations
@@ -100,20 +103,27 @@ def _quantile(ordered: list, q: float):
 def compare(a, b) -> dict:
     """Two-sided Mann-Whitney U test of values `a` against `b` (None = larger than every value, as
     'not reached'); U is the statistic of `a`. Effect sizes: cl = U / (n_a n_b), the probability
-    that a value of `a` exceeds one of `b` (ties count half), and rank_biserial = 2 cl - 1."""
+    that a value of `a` exceeds one of `b` (ties count half), and rank_biserial = 2 cl - 1. The
+    p-value is exact when no value repeats, else from the normal approximation with tie correction
+    ("method" says which)."""
     from scipy.stats import mannwhitneyu
 
     x = [math.inf if v is None else float(v) for v in a]
     y = [math.inf if v is None else float(v) for v in b]
     if not x or not y:
-        return {"n_a": len(x), "n_b": len(y), "U": None, "p_value": None, "cl": None, "rank_biserial": None}
+        return {"n_a": len(x), "n_b": len(y), "U": None, "p_value": None, "cl": None, "rank_biserial": None,
+                "method": None}
     if len(set(x + y)) == 1:  # every value equal: no evidence either way
-        u, p = len(x) * len(y) / 2, 1.0
+        u, p, method = len(x) * len(y) / 2, 1.0, "all equal"
     else:
-        res = mannwhitneyu(x, y, alternative="two-sided")
+        # exact null distribution when no value repeats; with ties (e.g. several seeds 'not reached',
+        # or accuracies of exactly 1) the normal approximation with tie and continuity corrections
+        method = "exact" if len(set(x + y)) == len(x) + len(y) else "asymptotic"
+        res = mannwhitneyu(x, y, alternative="two-sided", method=method)
         u, p = float(res.statistic), float(res.pvalue)
     cl = u / (len(x) * len(y))
-    return {"n_a": len(x), "n_b": len(y), "U": u, "p_value": p, "cl": cl, "rank_biserial": 2 * cl - 1}
+    return {"n_a": len(x), "n_b": len(y), "U": u, "p_value": p, "cl": cl, "rank_biserial": 2 * cl - 1,
+            "method": method}
 
 
 def band_curve(histories: list, split: str = "valid", key: str = "accuracy") -> dict:
@@ -158,6 +168,13 @@ def fmt(v, digits: int = 0) -> str:
     if v is None:
         return "-"
     return f"{v:.{digits}f}"
+
+
+def fmt_p(p) -> str:
+    """A p-value cell: three decimals, or two significant digits below 0.001 ('1.1e-05'); '-' for None."""
+    if p is None:
+        return "-"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
 def markdown_table(header, rows) -> str:
@@ -276,12 +293,14 @@ def report_markdown(summary: dict, title: str = "") -> str:
         for label, comp in summary["comparisons"].items():
             for m in METRICS:
                 c = comp[m]
-                rows.append([label, METRIC_TEXT[m], fmt(c["U"], 1), fmt(c["p_value"], 4), fmt(c["cl"], 2),
-                             fmt(c["rank_biserial"], 2)])
+                rows.append([label, METRIC_TEXT[m], fmt(c["U"], 1), fmt_p(c["p_value"]), c["method"] or "-",
+                             fmt(c["cl"], 2), fmt(c["rank_biserial"], 2)])
         text += (f"\nEach group against `{summary['reference']}`: two-sided Mann-Whitney U test over seeds; "
                  "CL = U / (n1 n2), the probability that a seed of the group has the larger value (ties count "
-                 "half); rank-biserial r = 2 CL - 1. Larger is better for accuracy, smaller for iterations.\n\n")
-        text += markdown_table(["group", "metric", "U", "p", "CL", "r"], rows)
+                 "half); rank-biserial r = 2 CL - 1. Larger is better for accuracy, smaller for iterations. "
+                 "p is exact when no value repeats, else (ties) from the normal approximation with tie "
+                 "correction.\n\n")
+        text += markdown_table(["group", "metric", "U", "p", "p from", "CL", "r"], rows)
     return text
 
 
