@@ -33,3 +33,35 @@ def test_bench_lstm_quick_writes_json(tmp_path):
     assert row["minimum_bytes"] == row["T"] * row["N"] * 6 * row["H"] * 4
     assert {"cpu_count", "numpy", "env", "threads"} <= set(res["meta"])
     assert "copying: ours f32 / floor f32" in res["targets"]
+
+
+def run_quick(script: str, out: Path, *extra) -> dict:
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *extra],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(out.read_text())
+
+
+def test_bench_threads_quick_records_the_choice_of_auto_in_each_condition(tmp_path):
+    res = run_quick("bench_threads.py", tmp_path / "threads.json")
+    assert set(res["conditions"]) == {"idle", "busy"}
+    for cond in res["conditions"].values():
+        assert cond["auto"] in res["counts"]
+        assert cond["busy_cores_at_start"] is None or cond["busy_cores_at_start"] >= 0
+        for size in cond["sizes"].values():
+            assert min(size["ratio_to_best"].values()) == 1.0 and str(cond["auto"]) in size["seconds"]
+    busy = res["conditions"]["busy"]["busy_cores_at_start"]
+    if busy is not None:  # the spinner holds a core: auto must not take a second thread then
+        assert busy >= 0.7 and res["conditions"]["busy"]["auto"] == 1
+
+
+def test_bench_mnist_steps_quick_extrapolates_from_its_own_measurements(tmp_path):
+    res = run_quick("bench_mnist_steps.py", tmp_path / "steps.json")
+    assert [r["steps"] for r in res["rows"]] == [49, 98]
+    for r in res["rows"]:
+        per_it = max(r["seconds_per_iteration_p0"], r["seconds_per_iteration_p0.25"])
+        assert per_it > 0 and r["seconds_per_sequence"] > 0
+        want = per_it * 16 * 500 + r["seconds_per_sequence"] * (16 * 5_000 + 10_000)
+        assert abs(r["laptop_run_seconds"] - want) <= 1e-9 * want
+        assert r["sweep_seconds"]["1"] == 20 * r["laptop_run_seconds"]
+        assert r["sweep_seconds"]["64"] == r["laptop_run_seconds"]
