@@ -65,10 +65,14 @@ class SweepInterrupted(KeyboardInterrupt):
     def __init__(self, signum: int, checkpointed: dict, not_started: int, resume: str, note: str = ""):
         self.signum, self.checkpointed, self.not_started = signum, dict(checkpointed), not_started
         self.resume, self.note = resume, note
-        where = ", ".join(f"{n} at iteration {k}" for n, k in self.checkpointed.items())
-        super().__init__(f"{signal.Signals(signum).name}: the sweep stopped{note}; {len(self.checkpointed)} run(s) "
-                         f"checkpointed at their current iteration{f' ({where})' if where else ''}, "
-                         f"{not_started} not started; {resume}")
+        parts = []
+        if self.checkpointed:
+            where = ", ".join(f"{n} at iteration {k}" for n, k in self.checkpointed.items())
+            parts.append(f"{len(self.checkpointed)} run(s) checkpointed at their current iteration ({where})")
+        if not_started:
+            parts.append(f"{not_started} not started")
+        parts = ", ".join(parts) + "; " if parts else ""
+        super().__init__(f"{signal.Signals(signum).name}: the sweep stopped{note}; {parts}{resume}")
 
     def __reduce__(self):  # pickled by its constructor's arguments (the default passes the message alone)
         return type(self), (self.signum, self.checkpointed, self.not_started, self.resume, self.note)
@@ -500,7 +504,7 @@ def _interrupted(stop, broken, todo, started, results, scheduler, command) -> Sw
                 f"{cut} run(s) under way keep their last checkpoint)")
     elif scheduler is not None and cut:
         note = (f" (the {cut} run(s) under way on the Dask cluster at {scheduler} go on there until they end; "
-                "the next invocation reuses them)")
+                "the next invocation reuses them, or reports them busy while they still run)")
     elif cut:
         note = f" without waiting for the {cut} run(s) under way ({name} again: they keep their last checkpoint)"
     resume = f"resume with: {command}" if command else "resume by running the same sweep again"
