@@ -473,8 +473,13 @@ def run_many(plan, root, *, workers: int = 2, scheduler: str | None = None, repl
             config = dict(config, initializer=_local_worker, initargs=(driver,)) if driver else config
             try:
                 with _handling(stop), parallel_config(**config):
-                    for res in Parallel(return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs")(calls()):
-                        report(res)
+                    if scheduler is not None and slots == 1:  # joblib would run them in this process
+                        for fn, args, kwargs in calls():
+                            report(config["client"].submit(fn, *args, pure=False, **kwargs).result())
+                    else:
+                        for res in Parallel(return_as="generator_unordered", batch_size=1,
+                                            pre_dispatch="n_jobs")(calls()):
+                            report(res)
             except _StopNow:
                 pass
             except Exception as err:  # e.g. a worker that died of the signal before it could take it
