@@ -4,8 +4,9 @@ the workers' own watch on their parent (hdetach_np.training.sweep._end_with_driv
 For each mode: start a driver process running a 4-run sweep (copying, runs of about 10 s) on 2 local
 workers, wait --wait seconds, list the driver's child processes, SIGKILL the driver, and time how long
 the children stay alive (up to --limit seconds; the ones left then are killed). "without watch" runs
-the same sweep with the watch switched off (the worker function is called with driver_pid=None), which
-is how joblib's workers behave on their own.
+the same sweep with the watch switched off (the workers run the body of the worker function, without
+the watch, and joblib's initializer of the workers does nothing), which is how joblib's workers behave
+on their own.
 
 Run from the repository root (Linux: reads /proc):
 
@@ -29,10 +30,10 @@ import sys
 sys.path.insert(0, {root!r})
 from hdetach_np.training import sweep
 if {no_watch}:
-    real = sweep.execute
-    def execute_without_watch(*args):
-        return real(*args[:-1], None)  # driver_pid=None: no watch on the parent
+    def execute_without_watch(*args):  # execute's body, without the watch on the parent (driver_pid)
+        return sweep._execute(*args[:6], None)
     sweep.execute = execute_without_watch
+    sweep._local_worker = lambda driver_pid: None  # the workers' initializer
 base = dict(task="copying", delay=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=100, epochs=8,
             batch_size=10, one_hot=True, anneal_p=0)
 sweep.run_sweep({out!r}, base, {{"seed": [0, 1, 2, 3]}}, workers=2, say=print)

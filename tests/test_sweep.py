@@ -57,7 +57,9 @@ def test_grid_runs_names_order_and_bad_keys():
 
 
 def test_local_sweep_then_a_rerun_reuses_and_a_larger_grid_adds(tmp_path):
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     out = sweep.run_sweep(tmp_path / "sw", TINY, GRID, workers=2, say=quiet, command="test")
+    assert handlers == {s: signal.getsignal(s) for s in handlers}, "the sweep's signal handlers stayed"
     assert list(out) == NAMES and {r["status"] for r in out.values()} == {"trained"}
     assert all(r["iteration"] == 30 and 0 <= r["best_accuracy"] <= 1 for r in out.values())
     manifest = sweep.read_manifest(tmp_path / "sw")
@@ -68,6 +70,7 @@ def test_local_sweep_then_a_rerun_reuses_and_a_larger_grid_adds(tmp_path):
     assert {r["status"] for r in again.values()} == {"reused"}
     assert stamps == {n: (tmp_path / "sw" / n / runs.SUMMARY).stat().st_mtime_ns for n in NAMES}
     more = sweep.run_sweep(tmp_path / "sw", TINY, {"p": [0.0, 0.5], "seed": [0, 1, 2]}, workers=1, say=quiet)
+    assert handlers == {s: signal.getsignal(s) for s in handlers}
     assert [more[n]["status"] for n in NAMES] == ["reused"] * 4
     assert more["p=0,seed=2"]["status"] == more["p=0.5,seed=2"]["status"] == "trained"
     assert len(sweep.read_manifest(tmp_path / "sw")["runs"]) == 6 and len(manifest["invocations"]) == 1
@@ -140,6 +143,11 @@ def test_a_run_folder_locked_by_a_live_process_is_busy_until_it_dies(tmp_path):
         assert lock.locked
 
 
+def complete(run):
+    """Whether the run folder holds a finished run (its summary says complete)."""
+    return (run / runs.SUMMARY).is_file() and runs.read_json(run / runs.SUMMARY)["complete"]
+
+
 def _children(pid):
     """Pids whose parent is `pid` (Linux /proc)."""
     out = []
@@ -190,7 +198,8 @@ def test_a_sweep_killed_mid_way_resumes_to_the_results_of_an_uninterrupted_one(t
     while any(_alive(w) for w in workers) and time.monotonic() - t0 < 20:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "worker processes outlived their killed driver by 20 s"
-    cut_short = [n for n in NAMES if (cut / n / runs.CHECKPOINT).is_file() and not (cut / n / runs.SUMMARY).is_file()]
+    # a worker whose driver died stops at its current iteration with a checkpoint (and a summary, not complete)
+    cut_short = [n for n in NAMES if (cut / n / runs.CHECKPOINT).is_file() and not complete(cut / n)]
     assert cut_short, "every run with a checkpoint had finished when the driver was killed"
     capsys.readouterr()
     assert main(args + ["--out", str(cut)]) == 0

@@ -6,7 +6,9 @@
 
 Rerunning a sweep command skips the finished runs and resumes interrupted ones (see
 hdetach_np.training.sweep). Exit status 0 when every run finished, 1 when some diverged, failed,
-were kept with another config or were busy, 2 on bad usage.
+were interrupted, were kept with another config or were busy, 2 on bad usage. Ctrl-C (SIGINT) or
+SIGTERM: no new run starts, the runs under way write a checkpoint at their current iteration, one
+line says how many and how to resume (the same command), and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
@@ -170,14 +172,18 @@ def sweep_spec(args) -> tuple[dict, dict]:
 
 
 def _run_sweep(args) -> int:
-    from ..training.sweep import run_sweep
+    from ..training.sweep import SweepInterrupted, run_sweep
 
     base, grid = sweep_spec(args)
     workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0)) \
         if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     command = "hdetach-np " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-    results = run_sweep(args.out, base, grid, command=command, workers=workers, scheduler=args.scheduler,
-                        replace=args.replace, data_dir=args.data_dir)
+    try:
+        results = run_sweep(args.out, base, grid, command=command, workers=workers, scheduler=args.scheduler,
+                            replace=args.replace, data_dir=args.data_dir)
+    except SweepInterrupted as err:  # SIGINT/SIGTERM: the runs under way wrote their checkpoints
+        print(f"hdetach-np sweep: {err}", file=sys.stderr)
+        return err.exit_status
     counts = {}
     for r in results.values():
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -15,7 +15,8 @@ For the life of a run in a folder, `run_guard`
   is resumed from iteration 0 with `resume=True`);
 - turns the first SIGINT (Ctrl-C) or SIGTERM into a request to stop: the loop finishes the
   iteration under way, writes a checkpoint and raises `TrainingInterrupted` (a KeyboardInterrupt)
-  saying how to resume. A second signal acts at once, as it would without the guard;
+  saying how to resume. A second signal acts at once, as it would without the guard (in a sweep's
+  worker process, where `PendingStop` handles the signals outside runs, it is only remembered);
 - when a fresh run fails before its first checkpoint (out of memory, disk full...), removes the
   files it wrote, so no half-made folder stays behind. A run that diverged keeps its history.
 Signals are handled only in the main thread, and only for runs with a folder.
@@ -46,6 +47,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         name = signal.Signals(signum).name
         super().__init__(f"{name} at iteration {iteration}: checkpoint written to {self.run_dir / runs.CHECKPOINT}; "
                          f"resume with: hdetach-np train --resume {self.run_dir}")
+
+    def __reduce__(self):
+        # pickled by its constructor's arguments (the default would call it with the message alone),
+        # so that it can travel from a worker process to a sweep's driver
+        return type(self), (self.signum, self.iteration, self.run_dir)
 
     @property
     def exit_status(self) -> int:
@@ -135,13 +141,50 @@ def _remove_written(run: Path) -> None:
     runs.remove_stale_temp_files(run)
 
 
+class PendingStop:
+    """A SIGINT/SIGTERM handler that only remembers the signal: for a process that must not be cut
+    between runs (a sweep's worker). `run_guard` takes a remembered signal over as its stop request,
+    so a signal that arrives just before a run's loop starts stops it after its first iteration.
+
+        pending = PendingStop().install()      # in the main thread
+        ...
+        signum = pending.take()                # the signal received since the last take, or None
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.received: float | None = None  # time.monotonic() of the last signal
+
+    def __call__(self, signum, frame) -> None:
+        self.signum, self.received = signum, time.monotonic()
+
+    def install(self) -> PendingStop:
+        """Handle SIGINT and SIGTERM with this object (main thread only: elsewhere, nothing)."""
+        if threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:
+                signal.signal(s, self)
+        return self
+
+    def take(self, since: float | None = None) -> int | None:
+        """The signal remembered (received at `since` (time.monotonic()) or later), forgotten from now on."""
+        signum, received = self.signum, self.received
+        self.signum = self.received = None
+        if signum is None or (since is not None and received < since):
+            return None
+        return signum
+
+
 @contextlib.contextmanager
 def _stop_on_signals(guard: RunGuard):
-    """Route the first SIGINT/SIGTERM to `guard.stop_signal`; restore the handlers on exit."""
+    """Route the first SIGINT/SIGTERM to `guard.stop_signal` (or the one a PendingStop it replaces
+    holds); restore the handlers on exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for h in before.values():
+        if isinstance(h, PendingStop) and h.signum is not None:
+            guard.stop_signal = h.take()  # arrived before the loop: stop after the first iteration
 
     def restore():
         for s, h in before.items():
