@@ -283,12 +283,13 @@ def resume_state(cfg: TrainConfig, task: TaskData, run: Path, quiet: bool = True
     if not quiet and (run / runs.VERSIONS).is_file():
         then, now = runs.read_json(run / runs.VERSIONS), runs.versions()
         changed = [f"{k} {then.get(k)} -> {now[k]}" for k in ("python", "numpy") if then.get(k) != now[k]]
-        blas_then, blas_now = then.get("blas"), now["blas"]
-        if blas_then is not None and blas_then.get("threads") != blas_now["threads"]:
-            changed.append(f"BLAS threads {blas_then.get('threads')} -> {blas_now['threads']}")
-        kernels = [[lib.get("architecture") for lib in b.get("libraries", [])] for b in (blas_then or {}, blas_now)]
-        if blas_then is not None and kernels[0] != kernels[1]:
-            changed.append(f"BLAS kernel {'/'.join(map(str, kernels[0]))} -> {'/'.join(map(str, kernels[1]))}")
+        if "blas" in then:  # versions.json of runs started before it recorded the BLAS has none
+            def kernel(blas):
+                return "/".join(str(lib.get("architecture")) for lib in blas.get("libraries", []))
+
+            for what, value in (("BLAS threads", lambda b: b.get("threads")), ("BLAS kernel", kernel)):
+                if value(then["blas"]) != value(now["blas"]):
+                    changed.append(f"{what} {value(then['blas'])} -> {value(now['blas'])}")
         if changed:
             print(f"warning: resuming with {', '.join(changed)}; the continuation may differ in the last bits",
                   file=sys.stderr)

@@ -124,7 +124,7 @@ def blas_threads(threads="auto"):
 
 def describe_threads(threads) -> str:
     """A line for logs: the policy and the BLAS threads in effect now, e.g. "auto (1 thread)"."""
-    counts = sorted({i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"})
+    counts = sorted({lib["num_threads"] for lib in blas_summary()["libraries"]})
     now = "/".join(map(str, counts)) or "?"
     return f"{threads} ({now} BLAS thread{'' if counts == [1] else 's'})"
 
