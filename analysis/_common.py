@@ -40,6 +40,7 @@ def train_groups(jobs: dict, runs_dir, workers: int = 2, **run_kw) -> dict:
     across the variants (so a cut-short sweep has every variant at the first seeds), and return
     `collect`'s {tag: [run record]}. `run_kw` goes to `run_many` (data_dir, mnist, say, scheduler)."""
     order = [j for per_seed in zip(*jobs.values()) for j in per_seed]
+    run_kw.setdefault("command", script_command())  # named in the message when Ctrl-C stops the runs
     return collect(jobs, run_many(order, runs_dir, workers=workers, **run_kw), runs_dir)
 
 
@@ -321,11 +322,33 @@ def command_line(script: str, argv) -> str:
     return f"python analysis/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
 
 
-def script_main(main) -> None:
-    """Run a script's main() from the shell: bad input (ValueError) ends in one line and exit 1."""
+def script_command() -> str:
+    """The command line that started this script ('python analysis/NAME.py --seeds 5'), to name in
+    messages saying how to go on."""
+    import shlex
     import sys
 
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def script_main(main) -> None:
+    """Run a script's main() from the shell. Bad input (ValueError) ends in one line and exit 1.
+    Ctrl-C or SIGTERM during training ends in one line saying which runs kept a checkpoint and how
+    to go on (exit 130 or 143, the shell's 128 + signal number); the runs resume where they stopped
+    when the same command runs again."""
+    import sys
+
+    from hdetach_np.training.sweep import SweepInterrupted
+
+    name = Path(sys.argv[0]).name
     try:
         main()
     except ValueError as err:
-        sys.exit(f"{Path(sys.argv[0]).name}: error: {err}")
+        sys.exit(f"{name}: error: {err}")
+    except SweepInterrupted as err:  # the runs under way wrote their checkpoints
+        print(f"{name}: {err}", file=sys.stderr)
+        sys.exit(err.exit_status)
+    except KeyboardInterrupt:  # between runs, or while summarising: every finished run is on disk
+        print(f"{name}: interrupted; finished runs are kept, run `{script_command()}` again to go on",
+              file=sys.stderr)
+        sys.exit(130)

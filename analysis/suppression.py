@@ -98,4 +98,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import _common
+
+    _common.script_main(main)

@@ -99,4 +99,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import _common
+
+    _common.script_main(main)

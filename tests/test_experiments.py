@@ -244,3 +244,54 @@ def test_copying_seeds_errors(tmp_path):
     assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [f"copying_seeds.py: error: {tmp_path} is not a sweep folder (no "
                                                "sweep.json); give a folder made by `hdetach-np sweep`"]
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_script_stopped_mid_training_ends_in_one_line(tmp_path, sig, status):
+    """Ctrl-C (or SIGTERM) while a script trains: the run under way checkpoints, the script prints one
+    line naming it and the command to go on with, and exits 128 + signal, with no traceback."""
+    import signal
+    import subprocess
+    import time
+
+    runs_dir = tmp_path / "runs"
+    argv = [sys.executable, str(ROOT / "analysis" / "copying_convergence.py"), "--out", str(tmp_path / "o"),
+            "--runs", str(runs_dir), "--seeds", "1", "--ps", "0.5", "--workers", "1"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not any(runs_dir.glob("*/history.jsonl")):  # the first run has started training
+        assert p.poll() is None and time.monotonic() < deadline, "the script ended before training started"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    p.send_signal(getattr(signal, sig))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == status, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"copying_convergence.py: {sig}: the sweep stopped")
+    assert "checkpointed at their current iteration" in lines[0] and "resume with: python " in lines[0]
+    assert "--seeds 1" in lines[0]
+    (run,) = [d for d in runs_dir.iterdir() if (d / sweep.runs.CHECKPOINT).is_file()]
+    _, _, meta = sweep.runs.load_checkpoint(run / sweep.runs.CHECKPOINT)
+    assert f"{run.name} at iteration {meta['iteration']}" in lines[0]
+
+
+def test_script_main_turns_interrupts_and_bad_input_into_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["some_script.py", "--seeds", "3"])
+
+    def stopped_between_runs():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as info:
+        ex.script_main(stopped_between_runs)
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"some_script.py: interrupted; finished runs are kept, run `python some_script.py --seeds 3` "
+                   "again to go on"]
+
+    def bad_input():
+        raise ValueError("--seeds must be >= 1, got 0")
+
+    with pytest.raises(SystemExit) as info:
+        ex.script_main(bad_input)
+    assert info.value.code == "some_script.py: error: --seeds must be >= 1, got 0"
