@@ -7,9 +7,15 @@ Reads a sweep folder made by `hdetach-np sweep` (hdetach_np/training/sweep.py), 
 (the laptop preset's copying setting: delay 10, hidden 128, one-hot input, Adam lr 3e-3, batch 100,
 clipping 1.0, 15,000 iterations). A group is every run with the same grid values except the seed
 (p=0, p=0.25, p=0.5); the reference of the comparisons is the first group with p=0 (vanilla), else
-the first group. Only complete runs count (summary.json says complete and the run reached its
-config's iterations); the others are listed per group ("p=0.25: 4 of 10 seeds complete"), so a
-sweep still running gives an honest partial table.
+the first group; with --against KEY=VALUE each group is compared with the group equal to it
+except KEY=VALUE instead, as for the input sweep
+
+    hdetach-np sweep copying --grid one_hot=true,false --grid delay=10,20 --seeds 0-4 --out runs/copying-input
+    python analysis/copying_seeds.py --sweep runs/copying-input --against one_hot=true --name copying_input --out OUT
+
+(scalar input against one-hot at each delay). Only complete runs count (summary.json says
+complete and the run reached its config's iterations); the others are listed per group ("p=0.25:
+4 of 10 seeds complete"), so a sweep still running gives an honest partial table.
 
 - Convergence (hdetach_np.training.report): per group, the first iteration reaching 50%, 90% and
   99% validation accuracy, the final and the best validation accuracy (median, quartiles, min-max,
@@ -20,8 +26,8 @@ sweep still running gives an honest partial table.
   thread per process, --workers processes); per group and delay the median (min-max) over seeds,
   and against the reference the Mann-Whitney p-value and r.
 
-Writes into --out: copying_seeds.png, copying_seeds.json (everything, per seed too, with the sweep's
-base config, grid and commands), copying_seeds.md.
+Writes into --out: NAME.png, NAME.json (everything, per seed too, with the sweep's base config,
+grid and commands) and NAME.md, NAME given by --name (default copying_seeds).
 
 Run from the repository root (after `pip install -e .`):
 
@@ -50,6 +56,7 @@ def build_parser():
     )
     p.add_argument("--sweep", default=None, help="the sweep folder (required unless --quick)")
     p.add_argument("--out", required=True, help="output folder for the figure, JSON and markdown tables")
+    p.add_argument("--name", default="copying_seeds", help="file name of the outputs: NAME.png, NAME.json, NAME.md")
     p.add_argument("--n", type=int, default=2000, help="sequences per transfer delay")
     p.add_argument(
         "--factors",
@@ -57,6 +64,13 @@ def build_parser():
         nargs="+",
         default=list(FACTORS),
         help="transfer delays as multiples of the trained delay",
+    )
+    p.add_argument(
+        "--against",
+        metavar="KEY=VALUE",
+        default=None,
+        help="compare each group with the group equal to it except KEY=VALUE, e.g. one_hot=true in a grid over "
+        "one_hot and delay (default: every group against vanilla, the first group with p=0)",
     )
     p.add_argument("--workers", type=int, default=2, help="processes for the transfer evaluations (and --quick's runs)")
     p.add_argument("--quick", action="store_true", help="train a tiny sweep in OUT/sweep and analyse it (seconds)")
@@ -68,13 +82,16 @@ def build_parser():
 # ---------------------------------------------------------------------------------------------
 
 
-def read_sweep(sweep_dir) -> dict:
+def read_sweep(sweep_dir, against: tuple | None = None) -> dict:
     """The complete runs of a sweep folder by group, and what is missing.
 
     Returns {"manifest": sweep.json, "groups": {label: [{"name", "seed", "dir", "config", "seconds",
     "history"}]} (complete runs only, reference group first, groups without a complete run left
-    out), "reference": label or None, "status": {label: {"planned", "complete": [seeds],
-    "incomplete": [{"seed", "name", "state"}]}} (every group of the manifest)}.
+    out), "references": {label: the label it is compared with}, "reference": the one label all
+    are compared with, or None, "status": {label: {"planned", "complete": [seeds], "incomplete":
+    [{"seed", "name", "state"}]}} (every group of the manifest)}. against: (KEY, VALUE) pairs each
+    group with the group that differs only in KEY = VALUE (report.reference_groups); default every
+    group against vanilla (the first group with p = 0), else against the first group.
     ValueError when the folder is not a sweep folder or has no complete run."""
     from hdetach_np.training import report
     from hdetach_np.training.config import TrainConfig
@@ -86,7 +103,7 @@ def read_sweep(sweep_dir) -> dict:
     except FileNotFoundError as err:
         raise ValueError(f"{err}; give a folder made by `hdetach-np sweep`") from None
     with_history = {r["name"]: r for rs in report.sweep_groups(sweep).values() for r in rs}
-    groups, status = {}, {}
+    groups, status, points = {}, {}, {}
     for name, entry in manifest["runs"].items():
         label, seed = report.group_label(entry["point"]), entry["point"].get("seed")
         cfg = TrainConfig.from_dict(entry["config"])
@@ -98,6 +115,7 @@ def read_sweep(sweep_dir) -> dict:
             if cfg.task != "copying":
                 raise ValueError(f"run {name} of {sweep} has task {cfg.task!r}; this analysis needs a copying sweep")
             st["complete"].append(seed)
+            points[label] = {k: v for k, v in entry["point"].items() if k != "seed"}
             groups.setdefault(label, []).append(
                 {
                     "name": name,
@@ -115,10 +133,15 @@ def read_sweep(sweep_dir) -> dict:
     if not groups:
         n = sum(s["planned"] for s in status.values())
         raise ValueError(f"the sweep {sweep} has no complete run yet (0 of {n}); wait for the sweep or resume it")
-    vanilla = [label for label, rs in groups.items() if rs[0]["config"]["p"] == 0]
-    reference = vanilla[0] if vanilla else next(iter(groups))
-    groups = {reference: groups[reference], **{k: v for k, v in groups.items() if k != reference}}
-    return {"manifest": manifest, "groups": groups, "reference": reference, "status": status}
+    if against is None:
+        vanilla = [label for label, rs in groups.items() if rs[0]["config"]["p"] == 0]
+        reference = vanilla[0] if vanilla else next(iter(groups))
+        groups = {reference: groups[reference], **{k: v for k, v in groups.items() if k != reference}}
+        references = {label: reference for label in groups if label != reference}
+    else:
+        references = report.reference_groups(points, against)
+        reference = next(iter(set(references.values()))) if len(set(references.values())) == 1 else None
+    return {"manifest": manifest, "groups": groups, "references": references, "reference": reference, "status": status}
 
 
 def _summary(run_dir: Path) -> dict:
@@ -183,18 +206,28 @@ def transfer_all(groups: dict, factors, n: int, workers: int) -> dict:
     return out
 
 
-def transfer_summary(acc: dict, reference: str) -> dict:
+def transfer_summary(acc: dict, references) -> dict:
     """Per group ({label: {seed: [accuracy per factor]}}): median, min and max over seeds per
-    factor; per group other than the reference: report.compare against it per factor."""
+    factor; per compared group: report.compare against its reference per factor. references:
+    {label: reference label}, or one label that every other group is compared with."""
     from hdetach_np.training.report import compare
 
-    out = {"groups": {}, "comparisons": {}, "reference": reference}
+    if isinstance(references, str):
+        references = {label: references for label in acc if label != references}
+    shared = set(references.values())
+    out = {
+        "groups": {},
+        "comparisons": {},
+        "references": dict(references),
+        "reference": shared.pop() if len(shared) == 1 else None,
+    }
     for label, per_seed in acc.items():
         a = np.array(list(per_seed.values()), dtype=float)  # (seeds, factors)
         out["groups"][label] = {"per_seed": per_seed, "median": np.median(a, 0), "min": a.min(0), "max": a.max(0)}
-        if label != reference:
-            ref = np.array(list(acc[reference].values()), dtype=float)
-            out["comparisons"][label] = [compare(a[:, k], ref[:, k]) for k in range(a.shape[1])]
+    for label, ref_label in references.items():
+        a = np.array(list(acc[label].values()), dtype=float)
+        ref = np.array(list(acc[ref_label].values()), dtype=float)
+        out["comparisons"][label] = [compare(a[:, k], ref[:, k]) for k in range(a.shape[1])]
     return out
 
 
@@ -215,11 +248,14 @@ def transfer_table(summary: dict, factors, delay_of: dict) -> str:
             cell = f"{g['median'][k]:.3f} ({g['min'][k]:.3f}-{g['max'][k]:.3f})"
             if comp is not None:
                 cell += f"; p {fmt_p(comp[k]['p_value'])}, r {comp[k]['rank_biserial']:+.2f}"
+                if summary["reference"] is None:
+                    cell += f" against {summary['references'][label]}"
             cells.append(cell)
         rows.append([label, len(g["per_seed"])] + cells)
+    against = f"`{summary['reference']}`" if summary["reference"] else "the group named in its cells"
     return markdown_table(header, rows) + (
         "\nAccuracy on the 10 recalled tokens of the best model of each run: median (min-max) over seeds. "
-        f"p, r: each group against `{summary['reference']}`, two-sided Mann-Whitney U test over seeds and "
+        f"p, r: each group against {against}, two-sided Mann-Whitney U test over seeds and "
         "rank-biserial r = 2 CL - 1 (r > 0: the group is more accurate); p exact without ties, else the "
         "normal approximation with tie correction.\n"
     )
@@ -256,16 +292,25 @@ def plot_transfer(ax, summary: dict, delay_of: dict, factors, title: str):
 # ---------------------------------------------------------------------------------------------
 
 
-def setting_text(cfg: dict) -> str:
-    """The trained copying setting in words, from a run's config: 'delay 10, hidden 128, ...'."""
+def setting_text(cfg: dict, varied=()) -> str:
+    """The trained copying setting in words, from a run's config: 'delay 10, hidden 128, ...'; the
+    keys in `varied` (the sweep's grid keys other than p and the seed) as 'delay: see the groups'."""
     from hdetach_np.training.config import TrainConfig
 
     c = TrainConfig.from_dict(cfg)
-    return (
-        f"delay {c.delay}, hidden {c.hidden}, {'one-hot' if c.one_hot else 'scalar'} input, "
-        f"{c.optimizer.capitalize() if c.optimizer == 'adam' else c.optimizer} lr {c.lr:g}, batch {c.batch_size}, "
-        f"clip {c.clip:g}, {c.total_iterations:,} iterations"
-    )
+    parts = {
+        "delay": f"delay {c.delay}",
+        "hidden": f"hidden {c.hidden}",
+        "one_hot": f"{'one-hot' if c.one_hot else 'scalar'} input",
+        "lr": f"{c.optimizer.capitalize() if c.optimizer == 'adam' else c.optimizer} lr {c.lr:g}",
+        "batch_size": f"batch {c.batch_size}",
+        "clip": f"clip {c.clip:g}",
+        "total_iterations": f"{c.total_iterations:,} iterations",
+    }
+    for key in varied:
+        if key in parts:
+            parts[key] = f"{'input' if key == 'one_hot' else key.replace('_', ' ')}: see the groups"
+    return ", ".join(parts.values())
 
 
 def seeds_text(groups: dict) -> str:
@@ -302,6 +347,8 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     if args.quick == (args.sweep is not None):
         raise ValueError("give --sweep SWEEP (a folder made by `hdetach-np sweep`) or --quick, not both or neither")
+    if not args.name or any(c in args.name for c in "/\\") or args.name.startswith("."):
+        raise ValueError(f"--name must be a plain file name without folders, got {args.name!r}")
     for name, value, lo in (("--n", args.n, 1), ("--workers", args.workers, 1)):
         if value < lo:
             raise ValueError(f"{name} must be >= {lo}, got {value}")
@@ -313,21 +360,26 @@ def main(argv=None) -> dict:
     import _common as ex
     import matplotlib.pyplot as plt
 
+    from hdetach_np.cli.sweep import parse_against
     from hdetach_np.training.report import plot_median_band, report_markdown, summarize_groups
 
     t0 = time.perf_counter()
     cmd = ex.command_line("copying_seeds.py", argv)
     sweep = quick_sweep(args.out, args.workers, cmd) if args.quick else Path(args.sweep)
     n = 50 if args.quick else args.n
-    found = read_sweep(sweep)
-    groups, reference = found["groups"], found["reference"]
+    found = read_sweep(sweep, parse_against(args.against))
+    groups, references = found["groups"], found["references"]
+    first = next(iter(groups))
     delay_of = {label: rs[0]["config"]["delay"] for label, rs in groups.items()}
 
-    convergence = summarize_groups(groups)
+    convergence = summarize_groups(groups, references=references)
     acc = transfer_all(groups, args.factors, n, args.workers)
-    transfer = transfer_summary(acc, reference)
+    transfer = transfer_summary(acc, references)
 
-    setting, seeds = setting_text(groups[reference][0]["config"]), seeds_text(groups)
+    setting, seeds = (
+        setting_text(groups[first][0]["config"], varied=found["manifest"].get("grid", {})),
+        seeds_text(groups),
+    )
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
     plot_median_band(axes[0], {k: [r["history"] for r in rs] for k, rs in groups.items()}, thresholds=ex.THRESHOLDS)
     axes[0].set_ylim(0, 1.02)
@@ -381,8 +433,9 @@ def main(argv=None) -> dict:
         "sweep_grid": manifest.get("grid"),
         "sweep_commands": sweep_commands,
         "setting": setting,
-        "config": groups[reference][0]["config"],
-        "reference": reference,
+        "config": groups[first][0]["config"],
+        "reference": found["reference"],
+        "references": references,
         "status": found["status"],
         "status_lines": lines,
         "runs": runs_info,
@@ -397,7 +450,7 @@ def main(argv=None) -> dict:
         "train_seconds_total": train_seconds,
         "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
     }
-    ex.write_outputs(args.out, "copying_seeds", data, md, fig, dpi=110)
+    ex.write_outputs(args.out, args.name, data, md, fig, dpi=110)
     print("\n".join(lines))
     return data
 

@@ -177,15 +177,18 @@ def test_copying_seeds_quick_and_partial_sweep(tmp_path):
     assert "p=0.25: 2 of 3 seeds complete" in (tmp_path / "part" / "copying_seeds.md").read_text()
 
 
-def _fake_sweep(root: Path, reach90: dict) -> Path:
-    """A sweep folder of finished fake copying runs, {p: [iteration first at 90% per seed]}:
-    validation accuracy 0.5 every 100 iterations up to that iteration, 0.95 from then on."""
+def _fake_sweep(root: Path, reach90: dict, keys=("p",)) -> Path:
+    """A sweep folder of finished fake copying runs, {p: [iteration first at 90% per seed]} (or, for
+    a grid over several `keys`, {(value per key): [...]}): validation accuracy 0.5 every 100
+    iterations up to that iteration, 0.95 from then on."""
     base = dict(ex.COPYING_QUICK, epochs=20, iterations_per_epoch=100)
+    points = {(v if isinstance(v, tuple) else (v,)): firsts for v, firsts in reach90.items()}
+    grid = {k: list(dict.fromkeys(pt[i] for pt in points)) for i, k in enumerate(keys)}
     manifest = {"format": 1, "runs": {}, "invocations": [{"command": "made by hand"}], "base": base,
-                "grid": {"p": list(reach90), "seed": list(range(max(map(len, reach90.values()))))}}
-    for p, iterations in reach90.items():
+                "grid": dict(grid, seed=list(range(max(map(len, points.values())))))}
+    for values, iterations in points.items():
         for seed, first in enumerate(iterations):
-            run = sweep.grid_runs(base, {"p": [p], "seed": [seed]})[0]
+            run = sweep.grid_runs(base, dict({k: [v] for k, v in zip(keys, values)}, seed=[seed]))[0]
             manifest["runs"][run.name] = {"point": run.point, "config": run.config}
             d = root / run.name
             d.mkdir(parents=True)
@@ -234,6 +237,8 @@ def test_copying_seeds_errors(tmp_path):
         mod.main(["--sweep", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
     with pytest.raises(ValueError, match="--sweep SWEEP .* or --quick"):
         mod.main(["--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="--name must be a plain file name without folders, got '../x'"):
+        mod.main(["--quick", "--out", str(tmp_path / "o"), "--name", "../x"])
     sw = _fake_sweep(tmp_path / "sw", {0.0: [300]})
     sweep.runs.write_json(sw / "p=0,seed=0" / sweep.runs.SUMMARY, {"iteration": 700, "complete": False})
     with pytest.raises(ValueError, match=r"no complete run yet \(0 of 1\)"):
@@ -295,3 +300,45 @@ def test_script_main_turns_interrupts_and_bad_input_into_one_line(monkeypatch, c
     with pytest.raises(SystemExit) as info:
         ex.script_main(bad_input)
     assert info.value.code == "some_script.py: error: --seeds must be >= 1, got 0"
+
+
+def test_groups_compared_within_the_other_grid_key(tmp_path, capsys):
+    """--against KEY=VALUE: in a grid over input x delay, each scalar-input group is tested against
+    the one-hot group of its own delay, not against the first group."""
+    from math import comb
+
+    mod = _load("copying_seeds")
+    sw = _fake_sweep(tmp_path / "sw", {(True, 2): [300, 400, 500], (False, 2): [1000, 1100, 1200],
+                                       (True, 4): [1500, 1600, 1700], (False, 4): [200, 300, 400]},
+                     keys=("one_hot", "delay"))
+    found = mod.read_sweep(sw, ("one_hot", True))
+    assert found["references"] == {"one_hot=false,delay=2": "one_hot=true,delay=2",
+                                   "one_hot=false,delay=4": "one_hot=true,delay=4"}
+    assert found["reference"] is None
+    conv = report.summarize_groups(found["groups"], references=found["references"])
+    slower = conv["comparisons"]["one_hot=false,delay=2"]["it_to_0.9"]
+    faster = conv["comparisons"]["one_hot=false,delay=4"]["it_to_0.9"]
+    assert (slower["rank_biserial"], faster["rank_biserial"]) == (1.0, -1.0)  # opposite signs: paired by delay
+    assert slower["p_value"] == pytest.approx(2 / comb(6, 3), rel=1e-12)
+    md = report.report_markdown(conv)
+    assert "| group | against | metric |" in md and "| one_hot=false,delay=4 | one_hot=true,delay=4 |" in md
+
+    # the default compares every group with the first (no p = 0 group here: the first)
+    assert set(mod.read_sweep(sw)["references"].values()) == {"one_hot=true,delay=2"}
+    with pytest.raises(ValueError, match="p is not a grid key of this sweep; its grid keys: delay, one_hot"):
+        mod.read_sweep(sw, ("p", 0.0))
+    with pytest.raises(ValueError, match=r"group one_hot=true,delay=2 has no group with delay=3 .*one_hot=true,delay=3"):
+        mod.read_sweep(sw, ("delay", 3))
+
+    # the same pairing from the command line: hdetach-np report --against
+    from hdetach_np.cli import main as cli_main
+
+    assert cli_main(["report", str(sw), "--out", str(tmp_path / "rep"), "--against", "one_hot=true"]) == 0
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert saved["references"] == found["references"]
+    assert saved["comparisons"]["one_hot=false,delay=4"]["it_to_0.9"]["rank_biserial"] == -1.0
+    capsys.readouterr()
+    for bad in ("one_hot", "one_hot=true,false"):
+        assert cli_main(["report", str(sw), "--out", str(tmp_path / "rep"), "--against", bad]) == 2
+        assert capsys.readouterr().err == (f"hdetach-np report: error: --against {bad!r}: expected one KEY=VALUE "
+                                           "such as p=0 or one_hot=true\n")

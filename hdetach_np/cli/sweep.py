@@ -71,6 +71,17 @@ def parse_value(key: str, text: str):
     return t
 
 
+def parse_against(text: str | None) -> tuple | None:
+    """'p=0' -> ("p", 0.0), typed as the config field; None stays None."""
+    if text is None:
+        return None
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not value.strip() or "," in value:
+        raise ValueError(f"--against {text!r}: expected one KEY=VALUE such as p=0 or one_hot=true")
+    return key, parse_value(key, value)
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-9' -> 0..9; '0,3,5' and '0-2,10' also work."""
     out = []
@@ -202,17 +213,21 @@ def _add_report(sub):
                        description="Per group of runs (equal grid values except the seed): median, quartiles and "
                        "min-max over seeds of the final and best validation accuracy and of the iterations to "
                        "50/90/99%; "
-                       "a two-sided Mann-Whitney U test of each group against the first, with effect sizes; a figure "
+                       "a two-sided Mann-Whitney U test of each group against the first (or, with --against, against "
+                       "the group that differs only in one key), with effect sizes; a figure "
                        "of median curves with bands. Writes report.md, report.json and report.png.")
     p.add_argument("sweep", metavar="SWEEP", help="a sweep folder (with sweep.json)")
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the sweep folder)")
+    p.add_argument("--against", metavar="KEY=VALUE", default=None,
+                   help="compare each group with the group equal to it except KEY=VALUE, e.g. --against p=0 in a "
+                   "grid over p and pixels_per_step (default: every group against the first)")
     p.set_defaults(func=_run_report)
 
 
 def _run_report(args) -> int:
     from ..training.report import report_markdown, sweep_report
 
-    summary = sweep_report(args.sweep, out_dir=args.out)
+    summary = sweep_report(args.sweep, out_dir=args.out, against=parse_against(args.against))
     print(report_markdown(summary))
     return 0
 

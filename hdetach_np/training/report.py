@@ -257,18 +257,54 @@ def sweep_groups(sweep_dir) -> dict:
     return groups
 
 
-def summarize_groups(groups: dict, thresholds=THRESHOLDS) -> dict:
-    """Per group: the runs' metrics (run_metrics) and their distribution over seeds; per group
-    after the first: the Mann-Whitney comparison of each metric with the first group."""
-    out, ref = {"groups": {}, "comparisons": {}, "reference": next(iter(groups), None)}, None
+def reference_groups(points: dict, against: tuple | None = None) -> dict:
+    """{group label: label of the group it is compared with} for groups {label: grid point without
+    the seed}, e.g. {"one_hot=true,delay=10": {"one_hot": True, "delay": 10}, ...}.
+
+    against None: every group after the first against the first. against (KEY, VALUE): each group
+    whose KEY differs from VALUE against the group with the same point but KEY = VALUE (values as
+    the manifest stores them, e.g. ("one_hot", True) or ("p", 0.0)), so that a grid over two keys
+    compares within the same value of the other; the groups with KEY = VALUE are references. Raises
+    ValueError when KEY is not a grid key or a group has no matching reference."""
+    labels = list(points)
+    if against is None:
+        return {label: labels[0] for label in labels[1:]}
+    key, value = against
+    if any(key not in point for point in points.values()):
+        raise ValueError(f"against {key}={value!r}: {key} is not a grid key of this sweep; "
+                         f"its grid keys: {', '.join(sorted({k for pt in points.values() for k in pt})) or 'none'}")
+    out = {}
+    for label, point in points.items():
+        if point[key] == value:
+            continue
+        ref = group_label(dict(point, **{key: value}))
+        if ref not in points:
+            raise ValueError(f"against {key}={value!r}: group {label} has no group with {key}={value!r} to be "
+                             f"compared with (expected a group {ref}); the sweep's groups: {', '.join(labels)}")
+        out[label] = ref
+    return out
+
+
+def summarize_groups(groups: dict, thresholds=THRESHOLDS, references: dict | None = None) -> dict:
+    """Per group: the runs' metrics (run_metrics) and their distribution over seeds; per compared
+    group: the Mann-Whitney comparison of each metric with its reference group. references:
+    {label: reference label} (see reference_groups); default every group after the first against
+    the first."""
+    if references is None:
+        references = reference_groups({label: {} for label in groups})
+    shared = set(references.values())  # "reference": the one group all are compared with, if there is one
+    reference = shared.pop() if len(shared) == 1 else None if shared else next(iter(groups), None)
+    out = {"groups": {}, "comparisons": {}, "references": dict(references), "reference": reference}
+    per_group = {}
     for label, rs in groups.items():
         per_run = [{"name": r["name"], "seed": r["seed"], **run_metrics(r["history"], thresholds)} for r in rs]
+        per_group[label] = per_run
         metrics = [k for k in per_run[0] if k not in ("name", "seed")] if per_run else []
         out["groups"][label] = {"runs": per_run, **{m: distribution(p[m] for p in per_run) for m in metrics}}
-        if ref is None:
-            ref = per_run
-        else:
-            out["comparisons"][label] = {m: compare([p[m] for p in per_run], [p[m] for p in ref]) for m in metrics}
+    for label, ref_label in references.items():
+        per_run, ref = per_group[label], per_group[ref_label]
+        metrics = [k for k in per_run[0] if k not in ("name", "seed")] if per_run else []
+        out["comparisons"][label] = {m: compare([p[m] for p in per_run], [p[m] for p in ref]) for m in metrics}
     return out
 
 
@@ -289,24 +325,31 @@ def report_markdown(summary: dict, title: str = "") -> str:
              "a seed that never reached it counts as slower than all, so '-' marks a quantile that falls on such "
              "seeds.\n")
     if summary["comparisons"]:
+        references = summary.get("references") or {k: summary["reference"] for k in summary["comparisons"]}
+        one_reference = len(set(references.values())) == 1
         rows = []
         for label, comp in summary["comparisons"].items():
             for m in METRICS:
                 c = comp[m]
-                rows.append([label, METRIC_TEXT[m], fmt(c["U"], 1), fmt_p(c["p_value"]), c["method"] or "-",
-                             fmt(c["cl"], 2), fmt(c["rank_biserial"], 2)])
-        text += (f"\nEach group against `{summary['reference']}`: two-sided Mann-Whitney U test over seeds; "
+                rows.append([label] + ([] if one_reference else [references[label]])
+                            + [METRIC_TEXT[m], fmt(c["U"], 1), fmt_p(c["p_value"]), c["method"] or "-",
+                               fmt(c["cl"], 2), fmt(c["rank_biserial"], 2)])
+        against = f"`{next(iter(references.values()))}`" if one_reference else "its reference (column 'against')"
+        text += (f"\nEach group against {against}: two-sided Mann-Whitney U test over seeds; "
                  "CL = U / (n1 n2), the probability that a seed of the group has the larger value (ties count "
                  "half); rank-biserial r = 2 CL - 1. Larger is better for accuracy, smaller for iterations. "
                  "p is exact when no value repeats, else (ties) from the normal approximation with tie "
                  "correction.\n\n")
-        text += markdown_table(["group", "metric", "U", "p", "p from", "CL", "r"], rows)
+        text += markdown_table(["group"] + ([] if one_reference else ["against"])
+                               + ["metric", "U", "p", "p from", "CL", "r"], rows)
     return text
 
 
-def sweep_report(sweep_dir, out_dir=None, say=print) -> dict:
+def sweep_report(sweep_dir, out_dir=None, say=print, against: tuple | None = None) -> dict:
     """Summarise a sweep folder and write report.md, report.json and report.png (median validation
-    accuracy with bands over seeds) into `out_dir` (default: the sweep folder). Returns the summary."""
+    accuracy with bands over seeds) into `out_dir` (default: the sweep folder). against: (KEY, VALUE)
+    pairs each group with the group that differs only in KEY = VALUE (see reference_groups); default
+    every group against the first. Returns the summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,7 +359,8 @@ def sweep_report(sweep_dir, out_dir=None, say=print) -> dict:
     groups = sweep_groups(sweep)
     if not groups:
         raise ValueError(f"the sweep {sweep} has no run with a history yet; run the sweep first")
-    summary = summarize_groups(groups)
+    points = {label: {k: v for k, v in rs[0]["point"].items() if k != "seed"} for label, rs in groups.items()}
+    summary = summarize_groups(groups, references=reference_groups(points, against))
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     plot_median_band(fig.subplots(), {k: [r["history"] for r in rs] for k, rs in groups.items()}, thresholds=THRESHOLDS)
     md = report_markdown(summary, title=f"Sweep {sweep.resolve().name}")
