@@ -43,6 +43,7 @@ The modules of this package, one concern each, in reading order:
                    local worker processes or a Dask cluster and reports each one (run_many)
     stopping.py    SIGINT and SIGTERM to the driver, and the driver's death: the driver's signal
                    handler, SweepInterrupted, and the local workers that end with their driver
+    progress.py    RunWatcher: where each run is while it trains, read from its history
     __init__.py    run_sweep (records the sweep in sweep.json, then run_many), and the public names
                    of the modules above, so that `from hdetach_np.training.sweep import ...` finds them
 """
@@ -66,6 +67,7 @@ from .planning import (
     run_name,
     run_outcome,
 )
+from .progress import RunWatcher
 from .stopping import DRIVER_GONE_GRACE_SECONDS, SweepInterrupted, child_pids
 
 # private, and still found as sweep._end_with_driver (benchmarks/check_orphans.py names it)
@@ -95,7 +97,7 @@ def run_sweep(sweep_dir, base: dict, grid: dict, *, command: str | None = None, 
 
 
 __all__ = [
-    "DRIVER_GONE_GRACE_SECONDS", "MANIFEST", "STATUSES", "Run", "SweepInterrupted", "check_folders",
+    "DRIVER_GONE_GRACE_SECONDS", "MANIFEST", "STATUSES", "Run", "RunWatcher", "SweepInterrupted", "check_folders",
     "child_pids", "execute", "folder_state", "grid_runs", "read_manifest", "run_many", "run_name", "run_outcome",
     "run_sweep", "scheduler_address",
 ]
