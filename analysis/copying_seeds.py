@@ -1,6 +1,6 @@
 """Copying over many seeds: convergence and transfer of vanilla and h-detach, read from a sweep folder.
 
-Reads a sweep folder made by `hdetach-np sweep` (hdetach_np/training/sweep.py), such as the 30 runs of
+Reads a sweep folder made by `hdetach-np sweep` (hdetach_np/training/sweep/), such as the 30 runs of
 
     hdetach-np sweep copying --grid p=0,0.25,0.5 --seeds 0-9 --log-paths-every 100 --workers 2 --out runs/copying-seeds
 

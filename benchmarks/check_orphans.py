@@ -1,5 +1,5 @@
 """Do a sweep's local worker processes outlive a driver killed with kill -9? Measured, with and without
-the workers' own watch on their parent (hdetach_np.training.sweep._end_with_driver).
+the workers' own watch on their parent (hdetach_np.training.sweep.stopping._end_with_driver).
 
 For each mode: start a driver process running a 4-run sweep (copying, runs of about 10 s) on 2 local
 workers, wait --wait seconds, list the driver's child processes, SIGKILL the driver, and time how long
@@ -29,11 +29,13 @@ DRIVER = """
 import sys
 sys.path.insert(0, {root!r})
 from hdetach_np.training import sweep
+from hdetach_np.training.sweep import execution
 if {no_watch}:
     def execute_without_watch(*args):  # execute's body, without the watch on the parent (driver_pid)
-        return sweep._execute(*args[:6], None)
-    sweep.execute = execute_without_watch
-    sweep._local_worker = lambda driver_pid: None  # the workers' initializer
+        return execution._execute(*args[:6], None)
+    # replaced where run_many reads them: the function it sends to the workers, and their initializer
+    execution.execute = execute_without_watch
+    execution._local_worker = lambda driver_pid: None
 base = dict(task="copying", delay=2, hidden=8, n_train=200, n_valid=50, iterations_per_epoch=100, epochs=8,
             batch_size=10, one_hot=True, anneal_p=0)
 sweep.run_sweep({out!r}, base, {{"seed": [0, 1, 2, 3]}}, workers=2, say=print)

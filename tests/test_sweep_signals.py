@@ -159,7 +159,7 @@ def test_a_signal_remembered_before_a_run_stops_it_after_one_iteration(tmp_path)
 def test_a_worker_that_got_a_signal_between_runs_does_not_start_the_next(tmp_path, monkeypatch):
     cfg = TrainConfig.from_dict(TINY).to_dict()
     pending = guard.PendingStop()
-    monkeypatch.setattr(sweep, "_pending_stop", pending)
+    monkeypatch.setattr(sweep.stopping, "_pending_stop", pending)  # the worker state execute() reads
     started = time.monotonic()
     pending(signal.SIGINT, None)
     res = sweep.execute("r", cfg, tmp_path / "r", sweep_started=started)
@@ -303,7 +303,7 @@ def test_a_dask_cluster_of_one_thread_trains_on_the_cluster(tmp_path, monkeypatc
     def not_here(*args):
         raise AssertionError("a run of the Dask sweep trained in the driver's process")
 
-    monkeypatch.setattr(sweep, "_execute", not_here)  # the cluster's worker processes import the real one
+    monkeypatch.setattr(sweep.execution, "_execute", not_here)  # the cluster's worker processes import the real one
     with distributed.LocalCluster(host="127.0.0.1", n_workers=1, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         lines = []

@@ -220,50 +220,15 @@ def _run_numbers(run_dir: Path, delays, n: int) -> dict:
             "best_iteration": int(it[best]), "transfer_accuracy": [r["accuracy"] for r in transfer]}
 
 
-class _Watch:
-    """While the worker processes train, say every `every` seconds where each run is (read from
-    the runs' history files): iteration and last validation accuracy."""
-
-    def __init__(self, root: Path, total: int, say, every: float = 30.0):
-        import threading
-
-        self.root, self.total, self.say, self.every = root, total, say, every
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="demo-progress", daemon=True)
-
-    def _loop(self):
-        while not self.stop.wait(self.every):
-            parts = []
-            found = sorted(p for p in self.root.iterdir() if (p / runs.HISTORY).is_file()) if self.root.is_dir() else []
-            for run in found:
-                try:
-                    evals = [r for r in runs.read_history(run) if r.get("split") == "valid"]
-                except (OSError, ValueError):
-                    continue
-                if evals:
-                    parts.append(f"{run.name} at iteration {evals[-1]['iteration']}/{self.total} "
-                                 f"(valid accuracy {evals[-1]['accuracy']:.3f})")
-            if parts:
-                self.say("  " + "; ".join(parts))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 def _copying_stage(s: DemoSettings, seeds: tuple, out: Path, workers: int, show: bool, say):
-    from ..training.sweep import run_sweep
+    from ..training.sweep import RunWatcher, run_sweep
 
     variants = {"vanilla": 0.0, f"h-detach p={s.p:g}": s.p}
     base = s.train_base()
     root = out / SWEEP
     command = sweep_command(base, list(variants.values()), seeds, root)
     t0 = time.perf_counter()
-    with _Watch(root, s.epochs * s.iterations_per_epoch, say, every=30.0 if s.n_train > 1000 else 0.5):
+    with RunWatcher(root, s.epochs * s.iterations_per_epoch, say, every=30.0 if s.n_train > 1000 else 0.5):
         done = run_sweep(root, base, {"p": list(variants.values()), "seed": list(seeds)}, workers=workers,
                          command=command, say=say, progress=show)
     train_secs = time.perf_counter() - t0
