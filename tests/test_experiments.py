@@ -291,7 +291,7 @@ def test_script_main_turns_interrupts_and_bad_input_into_one_line(monkeypatch, c
         ex.script_main(stopped_between_runs)
     assert info.value.code == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"some_script.py: interrupted; finished runs are kept, run `python some_script.py --seeds 3` "
+    assert err == ["some_script.py: interrupted; finished runs are kept, run `python some_script.py --seeds 3` "
                    "again to go on"]
 
     def bad_input():
