@@ -140,7 +140,7 @@ def read_sweep(sweep_dir, against: tuple | None = None) -> dict:
         references = {label: reference for label in groups if label != reference}
     else:
         references = report.reference_groups(points, against)
-        reference = next(iter(set(references.values()))) if len(set(references.values())) == 1 else None
+        reference = report.shared_reference(references)
     return {"manifest": manifest, "groups": groups, "references": references, "reference": reference, "status": status}
 
 
@@ -210,16 +210,15 @@ def transfer_summary(acc: dict, references) -> dict:
     """Per group ({label: {seed: [accuracy per factor]}}): median, min and max over seeds per
     factor; per compared group: report.compare against its reference per factor. references:
     {label: reference label}, or one label that every other group is compared with."""
-    from hdetach_np.training.report import compare
+    from hdetach_np.training.report import compare, shared_reference
 
     if isinstance(references, str):
         references = {label: references for label in acc if label != references}
-    shared = set(references.values())
     out = {
         "groups": {},
         "comparisons": {},
         "references": dict(references),
-        "reference": shared.pop() if len(shared) == 1 else None,
+        "reference": shared_reference(references),
     }
     for label, per_seed in acc.items():
         a = np.array(list(per_seed.values()), dtype=float)  # (seeds, factors)

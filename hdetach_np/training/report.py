@@ -292,6 +292,13 @@ def reference_groups(points: dict, against: tuple | None = None) -> dict:
     return out
 
 
+def shared_reference(references: dict) -> str | None:
+    """The one group every compared group is tested against ({label: reference label}), or None
+    when there are several references or none."""
+    shared = set(references.values())
+    return shared.pop() if len(shared) == 1 else None
+
+
 def summarize_groups(groups: dict, thresholds=THRESHOLDS, references: dict | None = None) -> dict:
     """Per group: the runs' metrics (run_metrics) and their distribution over seeds; per compared
     group: the Mann-Whitney comparison of each metric with its reference group. references:
@@ -299,8 +306,7 @@ def summarize_groups(groups: dict, thresholds=THRESHOLDS, references: dict | Non
     the first."""
     if references is None:
         references = reference_groups({label: {} for label in groups})
-    shared = set(references.values())  # "reference": the one group all are compared with, if there is one
-    reference = shared.pop() if len(shared) == 1 else None if shared else next(iter(groups), None)
+    reference = shared_reference(references) if references else next(iter(groups), None)
     out = {"groups": {}, "comparisons": {}, "references": dict(references), "reference": reference}
     per_group = {}
     for label, rs in groups.items():
@@ -334,7 +340,7 @@ def report_markdown(summary: dict, title: str = "") -> str:
              "seeds.\n")
     if summary["comparisons"]:
         references = summary.get("references") or {k: summary["reference"] for k in summary["comparisons"]}
-        one_reference = len(set(references.values())) == 1
+        one_reference = shared_reference(references) is not None
         rows = []
         for label, comp in summary["comparisons"].items():
             for m in shown:
@@ -342,7 +348,7 @@ def report_markdown(summary: dict, title: str = "") -> str:
                 rows.append([label] + ([] if one_reference else [references[label]])
                             + [METRIC_TEXT[m], fmt(c["U"], 1), fmt_p(c["p_value"]), c["method"] or "-",
                                fmt(c["cl"], 2), fmt(c["rank_biserial"], 2)])
-        against = f"`{next(iter(references.values()))}`" if one_reference else "its reference (column 'against')"
+        against = f"`{shared_reference(references)}`" if one_reference else "its reference (column 'against')"
         text += (f"\nEach group against {against}: two-sided Mann-Whitney U test over seeds; "
                  "CL = U / (n1 n2), the probability that a seed of the group has the larger value (ties count "
                  "half); rank-biserial r = 2 CL - 1. Larger is better for accuracy, smaller for iterations. "
